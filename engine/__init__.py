@@ -1,0 +1,3 @@
+"""Deterministic contract engine (see issue: engine)."""
+
+__all__: list[str] = []

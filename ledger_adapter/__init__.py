@@ -1,0 +1,3 @@
+"""Tamper-evident ledger adapter (see issue: ledger)."""
+
+__all__: list[str] = []

@@ -1,0 +1,550 @@
+"""The immutable abstract syntax tree of a .jrule file.
+
+Every node carries a :class:`Span`.  Spans are excluded from equality, so two
+trees compare equal when they mean the same program, whatever its layout: this
+is what the formatter's round-trip guarantee is stated against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+__all__ = [
+    "ActionCall",
+    "AnchorEntering",
+    "Approval",
+    "ApprovalBranch",
+    "BinaryOp",
+    "Block",
+    "BoolLit",
+    "Comment",
+    "Contract",
+    "DateLit",
+    "DateTimeLit",
+    "Deadline",
+    "DecimalLit",
+    "DoStmt",
+    "EnumDecl",
+    "EnumVariant",
+    "EventDecl",
+    "Expr",
+    "FieldAccess",
+    "FieldDecl",
+    "FuncCall",
+    "GotoStmt",
+    "Ident",
+    "IfBranch",
+    "IfStmt",
+    "ImportDecl",
+    "IndexAccess",
+    "IntLit",
+    "Item",
+    "ListLit",
+    "Member",
+    "ModuleDecl",
+    "MoneyLit",
+    "NameRef",
+    "NamedArg",
+    "Period",
+    "PeriodStmt",
+    "RecordDecl",
+    "RoleDecl",
+    "SetStmt",
+    "SourceFile",
+    "Span",
+    "StateDecl",
+    "Stmt",
+    "StringLit",
+    "TermDecl",
+    "Timing",
+    "TimingAfter",
+    "TimingBefore",
+    "TimingBy",
+    "TimingEvery",
+    "Transition",
+    "TypeRef",
+    "UnaryOp",
+    "VarDecl",
+]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """A region of one source file: 1-based lines and columns, end exclusive.
+
+    ``start``/``end`` are character offsets into the file's text.
+    """
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start: int = 0
+    end: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def compact(self) -> str:
+        """``file:line:col-end_line:end_col``, the form used in the IR."""
+        return f"{self.file}:{self.line}:{self.column}-{self.end_line}:{self.end_column}"
+
+    def cover(self, other: Span) -> Span:
+        """The smallest span containing both (same file assumed)."""
+        first, last = (self, other) if self.start <= other.start else (other, self)
+        return Span(
+            self.file,
+            first.line,
+            first.column,
+            last.end_line,
+            last.end_column,
+            first.start,
+            max(self.end, other.end),
+        )
+
+
+def _span() -> Span:
+    return field(compare=False, repr=False)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Ident:
+    """A name as written, with its position."""
+
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    text: str
+    span: Span = _span()
+
+
+# --- expressions -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NameRef:
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldAccess:
+    obj: Expr
+    field: Ident
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexAccess:
+    obj: Expr
+    index: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class FuncCall:
+    func: Ident
+    args: tuple[Expr, ...]
+    span: Span = _span()
+
+
+BinaryOperator: TypeAlias = Literal[
+    "+", "-", "*", "/", "==", "!=", "<", "<=", ">", ">=", "and", "or"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryOp:
+    op: BinaryOperator
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class UnaryOp:
+    op: Literal["-", "not"]
+    operand: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class IntLit:
+    value: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class DecimalLit:
+    """An exact decimal, kept as its canonical text (``"0.000175"``)."""
+
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyLit:
+    """A yuan amount, kept as canonical text with two decimals (``"12.50"``)."""
+
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class DateLit:
+    iso: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class DateTimeLit:
+    iso: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class StringLit:
+    value: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class BoolLit:
+    value: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ListLit:
+    items: tuple[Expr, ...]
+    span: Span = _span()
+
+
+Expr: TypeAlias = (
+    NameRef
+    | FieldAccess
+    | IndexAccess
+    | FuncCall
+    | BinaryOp
+    | UnaryOp
+    | IntLit
+    | DecimalLit
+    | MoneyLit
+    | DateLit
+    | DateTimeLit
+    | StringLit
+    | BoolLit
+    | ListLit
+)
+
+
+# --- types and declarations --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRef:
+    """``Money``, ``PropertyKind`` or ``List[Instalment]``."""
+
+    name: Ident
+    args: tuple[TypeRef, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDecl:
+    name: Ident
+    type: TypeRef
+    title: str | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportDecl:
+    module: Ident
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDecl:
+    name: Ident
+    title: str | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class EnumVariant:
+    name: Ident
+    title: str | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class EnumDecl:
+    name: Ident
+    title: str | None
+    variants: tuple[EnumVariant, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDecl:
+    name: Ident
+    title: str | None
+    fields: tuple[FieldDecl, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TermDecl:
+    name: Ident
+    type: TypeRef
+    title: str | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class VarDecl:
+    name: Ident
+    type: TypeRef
+    init: Expr
+    title: str | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class StateDecl:
+    name: Ident
+    title: str | None
+    initial: bool
+    terminal: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class EventDecl:
+    name: Ident
+    title: str | None
+    by: tuple[Ident, ...]
+    fields: tuple[FieldDecl, ...]
+    span: Span = _span()
+
+
+# --- statements --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    stmts: tuple[Stmt, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class SetStmt:
+    target: Ident
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class NamedArg:
+    name: Ident
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCall:
+    action: Ident
+    args: tuple[NamedArg, ...]
+    span: Span = _span()
+
+
+PeriodUnitName: TypeAlias = Literal["days", "working_days", "months", "years"]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """``15 days``, ``3 working days``, ``grace_days days``, ``6 months``."""
+
+    amount: IntLit | NameRef
+    unit: PeriodUnitName
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalBranch:
+    outcome: Literal["approved", "rejected", "timeout"]
+    body: Block
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """``approved by ROLE within PERIOD [on approved|rejected|timeout {...}]``."""
+
+    role: Ident
+    within: Period
+    branches: tuple[ApprovalBranch, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class DoStmt:
+    call: ActionCall
+    approval: Approval | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class GotoStmt:
+    state: Ident
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class IfBranch:
+    condition: Expr
+    body: Block
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class IfStmt:
+    branches: tuple[IfBranch, ...]
+    otherwise: Block | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodStmt:
+    """``suspend D`` (中止), ``resume D`` or ``restart D`` (中断)."""
+
+    op: Literal["suspend", "resume", "restart"]
+    deadline: Ident
+    span: Span = _span()
+
+
+Stmt: TypeAlias = SetStmt | DoStmt | GotoStmt | IfStmt | PeriodStmt
+
+
+# --- rules -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorEntering:
+    """The date the deadline's state was entered."""
+
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TimingBy:
+    """Due at the end of a date: ``by due_date``."""
+
+    date: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TimingAfter:
+    """``15 days after served_on`` / ``30 days after entering``."""
+
+    period: Period
+    anchor: Expr | AnchorEntering
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TimingBefore:
+    """``3 working days before due_date`` (reminders)."""
+
+    period: Period
+    anchor: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TimingEvery:
+    """``every 6 months after entering for 5 years``."""
+
+    period: Period
+    anchor: Expr | AnchorEntering
+    limit: Period | None
+    span: Span = _span()
+
+
+Timing: TypeAlias = TimingBy | TimingAfter | TimingBefore | TimingEvery
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    event: Ident
+    states: tuple[Ident, ...]
+    guard: Expr | None
+    priority: IntLit | None
+    cite: StringLit | None
+    body: Block
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    name: Ident
+    title: str | None
+    states: tuple[Ident, ...]
+    timing: Timing
+    priority: IntLit | None
+    cite: StringLit | None
+    body: Block
+    span: Span = _span()
+
+
+Member: TypeAlias = (
+    ImportDecl
+    | RoleDecl
+    | EnumDecl
+    | RecordDecl
+    | TermDecl
+    | VarDecl
+    | StateDecl
+    | EventDecl
+    | Transition
+    | Deadline
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    name: Ident
+    title: str
+    version: str
+    members: tuple[Member, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleDecl:
+    """A reusable set of members, spliced into a contract by ``import``."""
+
+    name: Ident
+    title: str | None
+    members: tuple[Member, ...]
+    span: Span = _span()
+
+
+Item: TypeAlias = Contract | ModuleDecl
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A parsed file: its items, and its comments (kept for the formatter)."""
+
+    path: str
+    items: tuple[Item, ...]
+    comments: tuple[Comment, ...] = field(compare=False)
+    span: Span = _span()

@@ -1,0 +1,224 @@
+"""Stage 1: source text -> Lark parse tree, or positioned syntax diagnostics.
+
+The parse tree never leaves ``rules_dsl``; :mod:`rules_dsl.to_ast` turns it
+into the AST.  Comments are collected here so the formatter can keep them.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+import lark
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from rules_dsl.ast import Comment, Span
+from rules_dsl.diagnostics import Diagnostic
+
+__all__ = ["MAX_SOURCE_BYTES", "ParsedText", "decode_source", "parse_text"]
+
+#: Sources larger than this are refused (E004) rather than parsed.
+MAX_SOURCE_BYTES = 16 * 1024 * 1024
+
+_GRAMMAR = Path(__file__).with_name("jrule.lark")
+
+#: How terminals are named in messages for people.
+_TOKEN_WORDS: dict[str, str] = {
+    "NAME": "a name",
+    "STRING": 'a quoted text ("...")',
+    "INT": "a whole number",
+    "DECIMAL": "a decimal number",
+    "MONEY": "an amount such as ¥100.00",
+    "DATE": "a date such as 2025-01-31",
+    "DATETIME": "a date and time",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "COLON": "`:`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "DOT": "`.`",
+    "COMP_OP": "a comparison (==, !=, <, <=, >, >=)",
+    "ADD_OP": "`+` or `-`",
+    "MUL_OP": "`*` or `/`",
+    "MINUS": "`-`",
+    "DAY_UNIT": "`days`",
+    "WORKING": "`working`",
+    "MONTH_UNIT": "`months`",
+    "YEAR_UNIT": "`years`",
+    "ENTERING": "`entering`",
+    "INITIAL": "`initial`",
+    "TERMINAL": "`terminal`",
+    "PERIOD_OP": "`suspend`, `resume` or `restart`",
+    "TRUE": "`true`",
+    "FALSE": "`false`",
+    "$END": "the end of the file",
+}
+
+#: Keywords that start a member of a contract, for the "expected a member" message.
+_MEMBER_KEYWORDS = (
+    "import", "role", "enum", "record", "term", "var", "state", "event", "on", "deadline",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedText:
+    tree: lark.Tree[lark.Token] | None
+    comments: tuple[Comment, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+_COMMENT_SINK: ContextVar[list[lark.Token] | None] = ContextVar("_COMMENT_SINK", default=None)
+
+
+def _on_comment(token: lark.Token) -> lark.Token:
+    sink = _COMMENT_SINK.get()
+    if sink is not None:
+        sink.append(token)
+    return token
+
+
+@functools.cache
+def _parser() -> lark.Lark:
+    return lark.Lark(
+        _GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        lexer_callbacks={"COMMENT": _on_comment},
+    )
+
+
+def decode_source(data: bytes, path: str) -> tuple[str | None, Diagnostic | None]:
+    """Decode a file's bytes as UTF-8, or say where it is not UTF-8."""
+    if len(data) > MAX_SOURCE_BYTES:
+        span = Span(path, 1, 1, 1, 1)
+        return None, Diagnostic(
+            "E004",
+            f"file is {len(data):,} bytes; the limit is {MAX_SOURCE_BYTES:,} bytes",
+            span,
+            hint="split the rule set into several files",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        good = data[: exc.start].decode("utf-8", errors="replace")
+        line = good.count("\n") + 1
+        column = len(good) - (good.rfind("\n") + 1) + 1
+        span = Span(path, line, column, line, column + 1, len(good), len(good) + 1)
+        return None, Diagnostic(
+            "E004",
+            f"the file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            span,
+            hint="save the file as UTF-8",
+        )
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\x00" in text:
+        offset = text.index("\x00")
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        span = Span(path, line, column, line, column + 1, offset, offset + 1)
+        return None, Diagnostic("E004", "the file contains a NUL byte; is it a text file?", span)
+    return text, None
+
+
+def _describe_expected(expected: set[str]) -> str:
+    words = sorted({_TOKEN_WORDS.get(t, _keyword_word(t)) for t in expected})
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    return ", ".join(words)
+
+
+def _keyword_word(terminal: str) -> str:
+    """Anonymous keyword terminals are named like ``CONTRACT`` or ``__ANON_0``."""
+    if terminal.isalpha() and terminal.isupper():
+        return f"`{terminal.lower()}`"
+    return terminal
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
+    if isinstance(exc, UnexpectedCharacters):
+        line, column = exc.line, exc.column
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        span = Span(path, line, column, line, column + 1, exc.pos_in_stream, exc.pos_in_stream + 1)
+        hint = None
+        if char == "'":
+            hint = 'texts use double quotes: "..."'
+        elif char == "=":
+            hint = "use `set NAME = value` to assign and `==` to compare"
+        elif char == '"':
+            hint = "a text must end on the same line it starts; use \\n for a line break"
+        return Diagnostic("E001", f"unexpected character {char!r}", span, hint=hint)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END":
+            end = len(text)
+            line = text.count("\n") + 1
+            column = end - (text.rfind("\n") + 1) + 1
+            span = Span(path, line, column, line, column, end, end)
+            expected = _describe_expected(set(exc.expected))
+            return Diagnostic(
+                "E001",
+                f"the file ended early; expected {expected}",
+                span,
+                hint="is a closing `}` missing?" if "RBRACE" in exc.expected else None,
+            )
+        span = Span(
+            path,
+            tok.line or 1,
+            tok.column or 1,
+            tok.end_line or tok.line or 1,
+            tok.end_column or (tok.column or 1) + len(str(tok)),
+            tok.start_pos or 0,
+            tok.end_pos or 0,
+        )
+        expected_set = set(exc.expected)
+        message = f"unexpected `{tok}`; expected {_describe_expected(expected_set)}"
+        hint = None
+        if str(tok) == "=" and "COMP_OP" in expected_set:
+            hint = "compare with `==`; assign with `set NAME = value`"
+        elif expected_set >= {"RBRACE"} and any(k.upper() in expected_set for k in ("STATE", "ON")):
+            hint = "a contract holds: " + ", ".join(_MEMBER_KEYWORDS)
+        elif tok.type == "DECIMAL" or tok.type == "INT":
+            hint = "amounts of money are written with ¥, for example ¥100.00"
+        return Diagnostic("E001", message, span, hint=hint)
+    if isinstance(exc, UnexpectedEOF):
+        end = len(text)
+        line = text.count("\n") + 1
+        span = Span(path, line, 1, line, 1, end, end)
+        return Diagnostic("E001", "the file ended early", span)
+    span = Span(path, 1, 1, 1, 1)
+    return Diagnostic("E001", str(exc), span)
+
+
+def _token_span(token: lark.Token, path: str) -> Span:
+    return Span(
+        path,
+        token.line or 1,
+        token.column or 1,
+        token.end_line or 1,
+        token.end_column or 1,
+        token.start_pos or 0,
+        token.end_pos or 0,
+    )
+
+
+def parse_text(text: str, path: str) -> ParsedText:
+    """Parse source text; never raises for any input."""
+    sink: list[lark.Token] = []
+    reset = _COMMENT_SINK.set(sink)
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        return ParsedText(None, (), (_syntax_diagnostic(exc, text, path),))
+    finally:
+        _COMMENT_SINK.reset(reset)
+    comments = tuple(Comment(str(t), _token_span(t, path)) for t in sink)
+    return ParsedText(tree, comments, ())

@@ -1,0 +1,421 @@
+"""Stage 2: Lark parse tree -> immutable AST (:mod:`rules_dsl.ast`).
+
+One transformer whose method names are the grammar's rule names.  It never
+recurses (``Transformer_NonRecursive``), so deeply nested input cannot blow
+the stack; expressions nested beyond :data:`MAX_NESTING` are refused (E003).
+Literals are validated here (E002): impossible dates, money with more than two
+decimal places, bad escapes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, cast
+
+import lark
+from lark import Transformer_NonRecursive, v_args
+from lark.tree import Meta
+
+from rules_dsl import ast
+from rules_dsl.ast import Span
+from rules_dsl.diagnostics import Diagnostic
+
+__all__ = ["MAX_NESTING", "from_parse_tree"]
+
+#: Deepest expression/statement nesting accepted.
+MAX_NESTING = 64
+
+
+class _TooDeep(Exception):
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+_ESCAPE_RE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
+
+
+def _unquote(raw: str) -> str:
+    body = raw[1:-1]
+
+    def sub(m: re.Match[str]) -> str:
+        code = m.group(1)
+        if code.startswith("u"):
+            return chr(int(code[1:], 16))
+        return _ESCAPES[code]
+
+    return _ESCAPE_RE.sub(sub, body)
+
+
+def _depth(node: object) -> int:
+    return cast(int, getattr(node, "_jrule_depth", 0))
+
+
+@v_args(meta=True)
+class _ToAst(Transformer_NonRecursive):
+    """Methods named after the rules in ``jrule.lark``."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.diagnostics: list[Diagnostic] = []
+        self._depths: dict[int, int] = {}
+
+    # --- helpers -----------------------------------------------------------
+    def _span(self, meta: Meta) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(self.path, 1, 1, 1, 1)
+        return Span(
+            self.path,
+            meta.line,
+            meta.column,
+            meta.end_line,
+            meta.end_column,
+            meta.start_pos,
+            meta.end_pos,
+        )
+
+    def _tok_span(self, tok: lark.Token) -> Span:
+        return Span(
+            self.path,
+            tok.line or 1,
+            tok.column or 1,
+            tok.end_line or 1,
+            tok.end_column or 1,
+            tok.start_pos or 0,
+            tok.end_pos or 0,
+        )
+
+    def _ident(self, tok: lark.Token) -> ast.Ident:
+        return ast.Ident(str(tok), self._tok_span(tok))
+
+    def _nest(self, node: Any, *children: Any) -> Any:
+        depth = 1 + max((self._depths.get(id(c), 0) for c in children), default=0)
+        if depth > MAX_NESTING:
+            raise _TooDeep(node.span)
+        self._depths[id(node)] = depth
+        return node
+
+    # --- file and items ----------------------------------------------------
+    def start(self, meta: Meta, items: list[ast.Item]) -> ast.SourceFile:
+        return ast.SourceFile(self.path, tuple(items), (), self._span(meta))
+
+    def contract(self, meta: Meta, ch: list[Any]) -> ast.Contract:
+        name, title, version, *members = ch
+        return ast.Contract(
+            self._ident(name), _unquote(title), _unquote(version), tuple(members), self._span(meta)
+        )
+
+    def module_decl(self, meta: Meta, ch: list[Any]) -> ast.ModuleDecl:
+        name, title, *members = ch
+        return ast.ModuleDecl(self._ident(name), title, tuple(members), self._span(meta))
+
+    def opt_title(self, meta: Meta, ch: list[Any]) -> str | None:
+        return _unquote(ch[0]) if ch and ch[0] is not None else None
+
+    # --- declarations --------------------------------------------------------
+    def import_decl(self, meta: Meta, ch: list[Any]) -> ast.ImportDecl:
+        return ast.ImportDecl(self._ident(ch[0]), self._span(meta))
+
+    def role_decl(self, meta: Meta, ch: list[Any]) -> ast.RoleDecl:
+        return ast.RoleDecl(self._ident(ch[0]), ch[1], self._span(meta))
+
+    def enum_variant(self, meta: Meta, ch: list[Any]) -> ast.EnumVariant:
+        return ast.EnumVariant(self._ident(ch[0]), ch[1], self._span(meta))
+
+    def enum_decl(self, meta: Meta, ch: list[Any]) -> ast.EnumDecl:
+        name, title, *variants = ch
+        return ast.EnumDecl(self._ident(name), title, tuple(variants), self._span(meta))
+
+    def field_decl(self, meta: Meta, ch: list[Any]) -> ast.FieldDecl:
+        return ast.FieldDecl(self._ident(ch[0]), ch[1], ch[2], self._span(meta))
+
+    def record_decl(self, meta: Meta, ch: list[Any]) -> ast.RecordDecl:
+        name, title, *fields = ch
+        return ast.RecordDecl(self._ident(name), title, tuple(fields), self._span(meta))
+
+    def term_decl(self, meta: Meta, ch: list[Any]) -> ast.TermDecl:
+        return ast.TermDecl(self._ident(ch[0]), ch[1], ch[2], self._span(meta))
+
+    def var_decl(self, meta: Meta, ch: list[Any]) -> ast.VarDecl:
+        return ast.VarDecl(self._ident(ch[0]), ch[1], ch[2], ch[3], self._span(meta))
+
+    def state_flag(self, meta: Meta, ch: list[Any]) -> str:
+        return str(ch[0])
+
+    def state_decl(self, meta: Meta, ch: list[Any]) -> ast.StateDecl:
+        name, title, *flags = ch
+        return ast.StateDecl(
+            self._ident(name), title, "initial" in flags, "terminal" in flags, self._span(meta)
+        )
+
+    def name_list(self, meta: Meta, ch: list[Any]) -> tuple[ast.Ident, ...]:
+        return tuple(self._ident(t) for t in ch)
+
+    def event_fields(self, meta: Meta, ch: list[Any]) -> tuple[ast.FieldDecl, ...]:
+        return tuple(ch)
+
+    def event_decl(self, meta: Meta, ch: list[Any]) -> ast.EventDecl:
+        name, title, by, fields = ch
+        return ast.EventDecl(self._ident(name), title, by, fields or (), self._span(meta))
+
+    def type_ref(self, meta: Meta, ch: list[Any]) -> ast.TypeRef:
+        return ast.TypeRef(self._ident(ch[0]), (), self._span(meta))
+
+    def generic_type(self, meta: Meta, ch: list[Any]) -> ast.TypeRef:
+        return self._nest(ast.TypeRef(self._ident(ch[0]), (ch[1],), self._span(meta)), ch[1])
+
+    # --- rules ---------------------------------------------------------------
+    def in_states(self, meta: Meta, ch: list[Any]) -> tuple[ast.Ident, ...]:
+        return cast(tuple[ast.Ident, ...], ch[0])
+
+    def guard(self, meta: Meta, ch: list[Any]) -> ast.Expr:
+        return cast(ast.Expr, ch[0])
+
+    def priority(self, meta: Meta, ch: list[Any]) -> ast.IntLit:
+        return ast.IntLit(int(ch[0]), self._tok_span(ch[0]))
+
+    def cite(self, meta: Meta, ch: list[Any]) -> ast.StringLit:
+        return ast.StringLit(_unquote(ch[0]), self._span(meta))
+
+    def transition(self, meta: Meta, ch: list[Any]) -> ast.Transition:
+        event, states, guard, prio, cite, body = ch
+        return ast.Transition(
+            self._ident(event), states or (), guard, prio, cite, body, self._span(meta)
+        )
+
+    def deadline(self, meta: Meta, ch: list[Any]) -> ast.Deadline:
+        name, title, states, timing, prio, cite, body = ch
+        return ast.Deadline(
+            self._ident(name), title, states, timing, prio, cite, body, self._span(meta)
+        )
+
+    def timing_by(self, meta: Meta, ch: list[Any]) -> ast.TimingBy:
+        return ast.TimingBy(ch[0], self._span(meta))
+
+    def timing_after(self, meta: Meta, ch: list[Any]) -> ast.TimingAfter:
+        return ast.TimingAfter(ch[0], ch[1], self._span(meta))
+
+    def timing_before(self, meta: Meta, ch: list[Any]) -> ast.TimingBefore:
+        return ast.TimingBefore(ch[0], ch[1], self._span(meta))
+
+    def timing_every(self, meta: Meta, ch: list[Any]) -> ast.TimingEvery:
+        return ast.TimingEvery(ch[0], ch[1], ch[2], self._span(meta))
+
+    def repeat_for(self, meta: Meta, ch: list[Any]) -> ast.Period:
+        return cast(ast.Period, ch[0])
+
+    def anchor_entering(self, meta: Meta, ch: list[Any]) -> ast.AnchorEntering:
+        return ast.AnchorEntering(self._span(meta))
+
+    def amount_int(self, meta: Meta, ch: list[Any]) -> ast.IntLit:
+        return ast.IntLit(int(ch[0]), self._tok_span(ch[0]))
+
+    def amount_name(self, meta: Meta, ch: list[Any]) -> ast.NameRef:
+        return ast.NameRef(str(ch[0]), self._tok_span(ch[0]))
+
+    def period_unit(self, meta: Meta, ch: list[Any]) -> str:
+        word = str(ch[0])
+        return {"day": "days", "month": "months", "year": "years"}.get(word, word)
+
+    def working_days(self, meta: Meta, ch: list[Any]) -> str:
+        return "working_days"
+
+    def period(self, meta: Meta, ch: list[Any]) -> ast.Period:
+        return ast.Period(ch[0], ch[1], self._span(meta))
+
+    # --- statements ----------------------------------------------------------
+    def block(self, meta: Meta, ch: list[Any]) -> ast.Block:
+        return self._nest(ast.Block(tuple(ch), self._span(meta)), *ch)
+
+    def set_stmt(self, meta: Meta, ch: list[Any]) -> ast.SetStmt:
+        return ast.SetStmt(self._ident(ch[0]), ch[1], self._span(meta))
+
+    def named_arg(self, meta: Meta, ch: list[Any]) -> ast.NamedArg:
+        return ast.NamedArg(self._ident(ch[0]), ch[1], self._span(meta))
+
+    def action_call(self, meta: Meta, ch: list[Any]) -> ast.ActionCall:
+        name, *args = ch
+        return ast.ActionCall(
+            self._ident(name), tuple(a for a in args if a is not None), self._span(meta)
+        )
+
+    def on_approved(self, meta: Meta, ch: list[Any]) -> ast.ApprovalBranch:
+        return self._nest(ast.ApprovalBranch("approved", ch[0], self._span(meta)), ch[0])
+
+    def on_rejected(self, meta: Meta, ch: list[Any]) -> ast.ApprovalBranch:
+        return self._nest(ast.ApprovalBranch("rejected", ch[0], self._span(meta)), ch[0])
+
+    def on_timeout(self, meta: Meta, ch: list[Any]) -> ast.ApprovalBranch:
+        return self._nest(ast.ApprovalBranch("timeout", ch[0], self._span(meta)), ch[0])
+
+    def approval(self, meta: Meta, ch: list[Any]) -> ast.Approval:
+        role, within, *branches = ch
+        return self._nest(
+            ast.Approval(self._ident(role), within, tuple(branches), self._span(meta)), *branches
+        )
+
+    def do_stmt(self, meta: Meta, ch: list[Any]) -> ast.DoStmt:
+        return self._nest(ast.DoStmt(ch[0], ch[1], self._span(meta)), ch[1])
+
+    def goto_stmt(self, meta: Meta, ch: list[Any]) -> ast.GotoStmt:
+        return ast.GotoStmt(self._ident(ch[0]), self._span(meta))
+
+    def else_if(self, meta: Meta, ch: list[Any]) -> ast.IfBranch:
+        return self._nest(ast.IfBranch(ch[0], ch[1], self._span(meta)), ch[1])
+
+    def else_block(self, meta: Meta, ch: list[Any]) -> ast.Block:
+        return cast(ast.Block, ch[0])
+
+    def if_stmt(self, meta: Meta, ch: list[Any]) -> ast.IfStmt:
+        cond, body, *rest = ch
+        otherwise = rest.pop() if rest and isinstance(rest[-1], ast.Block) else None
+        first = ast.IfBranch(cond, body, cond.span.cover(body.span))
+        self._nest(first, body)
+        branches = (first, *rest)
+        return self._nest(
+            ast.IfStmt(branches, otherwise, self._span(meta)), *branches, otherwise
+        )
+
+    def period_stmt(self, meta: Meta, ch: list[Any]) -> ast.PeriodStmt:
+        return ast.PeriodStmt(
+            cast(Any, str(ch[0])), self._ident(ch[1]), self._span(meta)
+        )
+
+    # --- expressions ---------------------------------------------------------
+    def or_op(self, meta: Meta, ch: list[Any]) -> ast.BinaryOp:
+        return self._nest(ast.BinaryOp("or", ch[0], ch[1], self._span(meta)), ch[0], ch[1])
+
+    def and_op(self, meta: Meta, ch: list[Any]) -> ast.BinaryOp:
+        return self._nest(ast.BinaryOp("and", ch[0], ch[1], self._span(meta)), ch[0], ch[1])
+
+    def not_op(self, meta: Meta, ch: list[Any]) -> ast.UnaryOp:
+        return self._nest(ast.UnaryOp("not", ch[0], self._span(meta)), ch[0])
+
+    def negate(self, meta: Meta, ch: list[Any]) -> ast.UnaryOp:
+        return self._nest(ast.UnaryOp("-", ch[0], self._span(meta)), ch[0])
+
+    def compare(self, meta: Meta, ch: list[Any]) -> ast.BinaryOp:
+        left, op, right = ch
+        return self._nest(ast.BinaryOp(str(op), left, right, self._span(meta)), left, right)
+
+    def binary(self, meta: Meta, ch: list[Any]) -> ast.BinaryOp:
+        left, op, right = ch
+        return self._nest(ast.BinaryOp(str(op), left, right, self._span(meta)), left, right)
+
+    def field_access(self, meta: Meta, ch: list[Any]) -> ast.FieldAccess:
+        return self._nest(
+            ast.FieldAccess(ch[0], self._ident(ch[1]), self._span(meta)), ch[0]
+        )
+
+    def index_access(self, meta: Meta, ch: list[Any]) -> ast.IndexAccess:
+        return self._nest(ast.IndexAccess(ch[0], ch[1], self._span(meta)), ch[0], ch[1])
+
+    def name_ref(self, meta: Meta, ch: list[Any]) -> ast.NameRef:
+        return ast.NameRef(str(ch[0]), self._tok_span(ch[0]))
+
+    def func_call(self, meta: Meta, ch: list[Any]) -> ast.FuncCall:
+        name, *args = ch
+        real = tuple(a for a in args if a is not None)
+        return self._nest(ast.FuncCall(self._ident(name), real, self._span(meta)), *real)
+
+    def list_lit(self, meta: Meta, ch: list[Any]) -> ast.ListLit:
+        items = tuple(a for a in ch if a is not None)
+        return self._nest(ast.ListLit(items, self._span(meta)), *items)
+
+    def int_lit(self, meta: Meta, ch: list[Any]) -> ast.IntLit:
+        text = str(ch[0])
+        if len(text) > 18:
+            self._bad_literal(ch[0], f"the number {text[:20]}... is too large")
+        return ast.IntLit(int(text[:18]), self._tok_span(ch[0]))
+
+    def decimal_lit(self, meta: Meta, ch: list[Any]) -> ast.DecimalLit:
+        text = str(ch[0])
+        if len(text) > 40:
+            self._bad_literal(ch[0], "the decimal number is too long (more than 40 characters)")
+        return ast.DecimalLit(_canonical_decimal(text[:40]), self._tok_span(ch[0]))
+
+    def money_lit(self, meta: Meta, ch: list[Any]) -> ast.MoneyLit:
+        text = str(ch[0])[1:]
+        whole, _, frac = text.partition(".")
+        if len(frac) > 2:
+            self._bad_literal(
+                ch[0],
+                f"¥{text} has more than two decimal places; money is counted in fen (0.01)",
+                hint=f"write ¥{whole}.{frac[:2]} or use a Decimal and round(...)",
+            )
+            frac = frac[:2]
+        if len(whole) > 15:
+            self._bad_literal(ch[0], "the amount is too large (more than 15 digits of yuan)")
+            whole = whole[:15]
+        value = f"{int(whole)}.{frac.ljust(2, '0')}"
+        return ast.MoneyLit(value, self._tok_span(ch[0]))
+
+    def date_lit(self, meta: Meta, ch: list[Any]) -> ast.DateLit:
+        text = str(ch[0])
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError:
+            self._bad_literal(ch[0], f"{text} is not a real date", hint="dates are YYYY-MM-DD")
+        return ast.DateLit(text, self._tok_span(ch[0]))
+
+    def datetime_lit(self, meta: Meta, ch: list[Any]) -> ast.DateTimeLit:
+        text = str(ch[0])
+        try:
+            dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            self._bad_literal(ch[0], f"{text} is not a real date and time")
+        return ast.DateTimeLit(text, self._tok_span(ch[0]))
+
+    def string_lit(self, meta: Meta, ch: list[Any]) -> ast.StringLit:
+        return ast.StringLit(_unquote(ch[0]), self._tok_span(ch[0]))
+
+    def true_lit(self, meta: Meta, ch: list[Any]) -> ast.BoolLit:
+        return ast.BoolLit(True, self._tok_span(ch[0]))
+
+    def false_lit(self, meta: Meta, ch: list[Any]) -> ast.BoolLit:
+        return ast.BoolLit(False, self._tok_span(ch[0]))
+
+    def _bad_literal(self, tok: lark.Token, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic("E002", message, self._tok_span(tok), hint=hint))
+
+
+def _canonical_decimal(text: str) -> str:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the grammar only admits digits
+        return text
+    return format(value, "f")
+
+
+def from_parse_tree(
+    tree: lark.Tree[lark.Token], path: str
+) -> tuple[ast.SourceFile | None, tuple[Diagnostic, ...]]:
+    """Transform a parse tree into an AST, with literal diagnostics."""
+    transformer = _ToAst(path)
+    try:
+        result = transformer.transform(tree)
+    except _TooDeep as exc:
+        return None, (
+            Diagnostic(
+                "E003",
+                f"nested more than {MAX_NESTING} levels deep",
+                exc.span,
+                hint="split the expression or the rule into smaller parts",
+            ),
+        )
+    except lark.exceptions.VisitError as exc:
+        inner = exc.orig_exc
+        if isinstance(inner, _TooDeep):
+            return None, (
+                Diagnostic(
+                    "E003",
+                    f"nested more than {MAX_NESTING} levels deep",
+                    inner.span,
+                    hint="split the expression or the rule into smaller parts",
+                ),
+            )
+        raise
+    return cast(ast.SourceFile, result), tuple(transformer.diagnostics)
