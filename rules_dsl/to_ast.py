@@ -159,7 +159,10 @@ class _ToAst(Transformer_NonRecursive):
 
     def event_decl(self, meta: Meta, ch: list[Any]) -> ast.EventDecl:
         name, title, by, fields = ch
-        return ast.EventDecl(self._ident(name), title, by, fields or (), self._span(meta))
+        return ast.EventDecl(self._ident(name), title, by or (), fields or (), self._span(meta))
+
+    def submitters(self, meta: Meta, ch: list[Any]) -> tuple[ast.Ident, ...]:
+        return cast(tuple[ast.Ident, ...], ch[0])
 
     def type_ref(self, meta: Meta, ch: list[Any]) -> ast.TypeRef:
         return ast.TypeRef(self._ident(ch[0]), (), self._span(meta))
