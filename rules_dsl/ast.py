@@ -7,7 +7,8 @@ is what the formatter's round-trip guarantee is stated against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Approval",
     "ApprovalBranch",
     "BinaryOp",
+    "BinaryOperator",
     "Block",
     "BoolLit",
     "Comment",
@@ -105,22 +107,18 @@ class Span:
         )
 
 
-def _span() -> Span:
-    return field(compare=False, repr=False)  # type: ignore[no-any-return]
-
-
 @dataclass(frozen=True, slots=True)
 class Ident:
     """A name as written, with its position."""
 
     name: str
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Comment:
     text: str
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 # --- expressions -------------------------------------------------------------
@@ -129,28 +127,28 @@ class Comment:
 @dataclass(frozen=True, slots=True)
 class NameRef:
     name: str
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class FieldAccess:
     obj: Expr
     field: Ident
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class IndexAccess:
     obj: Expr
     index: Expr
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class FuncCall:
     func: Ident
     args: tuple[Expr, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 BinaryOperator: TypeAlias = Literal[
@@ -163,20 +161,20 @@ class BinaryOp:
     op: BinaryOperator
     left: Expr
     right: Expr
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class UnaryOp:
     op: Literal["-", "not"]
     operand: Expr
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class IntLit:
     value: int
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +182,7 @@ class DecimalLit:
     """An exact decimal, kept as its canonical text (``"0.000175"``)."""
 
     text: str
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,37 +190,37 @@ class MoneyLit:
     """A yuan amount, kept as canonical text with two decimals (``"12.50"``)."""
 
     text: str
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class DateLit:
     iso: str
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class DateTimeLit:
     iso: str
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class StringLit:
     value: str
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class BoolLit:
     value: bool
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class ListLit:
     items: tuple[Expr, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 Expr: TypeAlias = (
@@ -252,7 +250,7 @@ class TypeRef:
 
     name: Ident
     args: tuple[TypeRef, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,27 +258,27 @@ class FieldDecl:
     name: Ident
     type: TypeRef
     title: str | None
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class ImportDecl:
     module: Ident
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class RoleDecl:
     name: Ident
     title: str | None
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class EnumVariant:
     name: Ident
     title: str | None
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +286,7 @@ class EnumDecl:
     name: Ident
     title: str | None
     variants: tuple[EnumVariant, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +294,7 @@ class RecordDecl:
     name: Ident
     title: str | None
     fields: tuple[FieldDecl, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +302,7 @@ class TermDecl:
     name: Ident
     type: TypeRef
     title: str | None
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +311,7 @@ class VarDecl:
     type: TypeRef
     init: Expr
     title: str | None
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +320,7 @@ class StateDecl:
     title: str | None
     initial: bool
     terminal: bool
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +329,7 @@ class EventDecl:
     title: str | None
     by: tuple[Ident, ...]
     fields: tuple[FieldDecl, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 # --- statements --------------------------------------------------------------
@@ -340,28 +338,28 @@ class EventDecl:
 @dataclass(frozen=True, slots=True)
 class Block:
     stmts: tuple[Stmt, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class SetStmt:
     target: Ident
     value: Expr
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class NamedArg:
     name: Ident
     value: Expr
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class ActionCall:
     action: Ident
     args: tuple[NamedArg, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 PeriodUnitName: TypeAlias = Literal["days", "working_days", "months", "years"]
@@ -373,14 +371,14 @@ class Period:
 
     amount: IntLit | NameRef
     unit: PeriodUnitName
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class ApprovalBranch:
     outcome: Literal["approved", "rejected", "timeout"]
     body: Block
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,34 +388,34 @@ class Approval:
     role: Ident
     within: Period
     branches: tuple[ApprovalBranch, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class DoStmt:
     call: ActionCall
     approval: Approval | None
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class GotoStmt:
     state: Ident
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class IfBranch:
     condition: Expr
     body: Block
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class IfStmt:
     branches: tuple[IfBranch, ...]
     otherwise: Block | None
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +424,7 @@ class PeriodStmt:
 
     op: Literal["suspend", "resume", "restart"]
     deadline: Ident
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 Stmt: TypeAlias = SetStmt | DoStmt | GotoStmt | IfStmt | PeriodStmt
@@ -439,7 +437,7 @@ Stmt: TypeAlias = SetStmt | DoStmt | GotoStmt | IfStmt | PeriodStmt
 class AnchorEntering:
     """The date the deadline's state was entered."""
 
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +445,7 @@ class TimingBy:
     """Due at the end of a date: ``by due_date``."""
 
     date: Expr
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,7 +454,7 @@ class TimingAfter:
 
     period: Period
     anchor: Expr | AnchorEntering
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,7 +463,7 @@ class TimingBefore:
 
     period: Period
     anchor: Expr
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,7 +473,7 @@ class TimingEvery:
     period: Period
     anchor: Expr | AnchorEntering
     limit: Period | None
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 Timing: TypeAlias = TimingBy | TimingAfter | TimingBefore | TimingEvery
@@ -489,7 +487,7 @@ class Transition:
     priority: IntLit | None
     cite: StringLit | None
     body: Block
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,7 +499,7 @@ class Deadline:
     priority: IntLit | None
     cite: StringLit | None
     body: Block
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 Member: TypeAlias = (
@@ -524,7 +522,7 @@ class Contract:
     title: str
     version: str
     members: tuple[Member, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +532,7 @@ class ModuleDecl:
     name: Ident
     title: str | None
     members: tuple[Member, ...]
-    span: Span = _span()
+    span: Span = dataclasses.field(compare=False, repr=False)
 
 
 Item: TypeAlias = Contract | ModuleDecl
@@ -546,5 +544,5 @@ class SourceFile:
 
     path: str
     items: tuple[Item, ...]
-    comments: tuple[Comment, ...] = field(compare=False)
-    span: Span = _span()
+    comments: tuple[Comment, ...] = dataclasses.field(compare=False)
+    span: Span = dataclasses.field(compare=False, repr=False)

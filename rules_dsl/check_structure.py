@@ -31,6 +31,10 @@ def applicable_states(rule: ast.Transition | ast.Deadline, scope: ContractScope)
     return [name for name, decl in scope.states.items() if not decl.terminal]
 
 
+def _rules(scope: ContractScope) -> list[ast.Transition | ast.Deadline]:
+    return [*scope.transitions, *scope.deadline_list]
+
+
 def _walk(block: ast.Block) -> Iterator[ast.Stmt]:
     for stmt in block.stmts:
         yield stmt
@@ -93,7 +97,8 @@ def _contradict(a: ast.Expr, b: ast.Expr) -> bool:
         return False
     if a.op not in _RELATION or b.op not in _RELATION:
         return False
-    b_op, b_left, b_right = b.op, b.left, b.right
+    b_op: str = b.op
+    b_left, b_right = b.left, b.right
     if a.left == b.right and a.right == b.left and a.left != a.right:
         b_op, b_left, b_right = _MIRROR[b.op], b.right, b.left
     if a.left == b_left and a.right == b_right:
@@ -149,7 +154,7 @@ def _check_states(scope: ContractScope, out: list[Diagnostic]) -> None:
 def _check_rule_states(scope: ContractScope, out: list[Diagnostic]) -> None:
     from rules_dsl.check_types import did_you_mean
 
-    for rule in (*scope.transitions, *scope.deadline_list):
+    for rule in _rules(scope):
         for ident in rule.states:
             decl = scope.states.get(ident.name)
             if decl is None:
@@ -232,7 +237,7 @@ def _check_gotos(block: ast.Block, out: list[Diagnostic], after_goto: bool = Fal
 
 def _reachable(scope: ContractScope) -> tuple[set[str], dict[str, set[str]]]:
     edges: dict[str, set[str]] = {name: set() for name in scope.states}
-    for rule in (*scope.transitions, *scope.deadline_list):
+    for rule in _rules(scope):
         targets = {g.state.name for g in goto_targets(rule.body) if g.state.name in scope.states}
         for state in applicable_states(rule, scope):
             edges[state] |= targets
@@ -362,23 +367,23 @@ def _check_determinism(scope: ContractScope, out: list[Diagnostic]) -> None:
                     )
                 )
     deadlines = scope.deadline_list
-    for i, a in enumerate(deadlines):
-        states_a = set(applicable_states(a, scope))
-        for b in deadlines[i + 1 :]:
-            common = states_a & set(applicable_states(b, scope))
-            if not common or _ordered(a.priority, b.priority) or a.timing != b.timing:
+    for i, da in enumerate(deadlines):
+        states_da = set(applicable_states(da, scope))
+        for db in deadlines[i + 1 :]:
+            common = states_da & set(applicable_states(db, scope))
+            if not common or _ordered(da.priority, db.priority) or da.timing != db.timing:
                 continue
-            conflict = (may_goto(a.body) and may_goto(b.body)) or bool(
-                _set_targets(a.body) & _set_targets(b.body)
+            conflict = (may_goto(da.body) and may_goto(db.body)) or bool(
+                _set_targets(da.body) & _set_targets(db.body)
             )
             if conflict:
                 out.append(
                     Diagnostic(
                         "E308",
-                        f"deadlines `{a.name.name}` and `{b.name.name}` fall due at the same "
+                        f"deadlines `{da.name.name}` and `{db.name.name}` fall due at the same "
                         f"moment in state `{sorted(common)[0]}` with conflicting effects",
-                        b.name.span,
-                        labels=(Label(a.name.span, "the other deadline"),),
+                        db.name.span,
+                        labels=(Label(da.name.span, "the other deadline"),),
                         hint="merge them, or order them with `priority 1`, `priority 2`",
                     )
                 )
@@ -392,7 +397,7 @@ def _check_unused(scope: ContractScope, used: set[str], out: list[Diagnostic]) -
                     Diagnostic(
                         "W402",
                         f"{kind} `{name}` is never used",
-                        decl.name.span,  # type: ignore[attr-defined]
+                        decl.name.span,
                         severity="warning",
                     )
                 )
@@ -403,7 +408,7 @@ def check_structure(scope: ContractScope, used: set[str], out: list[Diagnostic])
     _check_states(scope, out)
     _check_rule_states(scope, out)
     _check_events(scope, out)
-    for rule in (*scope.transitions, *scope.deadline_list):
+    for rule in _rules(scope):
         _check_gotos(rule.body, out)
     reachable = _check_graph(scope, out)
     _check_deadlines(scope, reachable, out)

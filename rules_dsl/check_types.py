@@ -148,7 +148,7 @@ def _infer_field(expr: ast.FieldAccess, env: ExprEnv) -> Type:
     scope = env.scope
     obj = expr.obj
     if isinstance(obj, ast.NameRef):
-        if obj.name in scope.enums and obj.name not in scope.declared_at or (
+        if (obj.name in scope.enums and obj.name not in scope.declared_at) or (
             obj.name in scope.enums and scope.kind_of(obj.name) == "enum"
         ):
             info = scope.enums[obj.name]

@@ -132,7 +132,7 @@ def decode_source(data: bytes, path: str) -> tuple[str | None, Diagnostic | None
 def _describe_expected(expected: set[str]) -> str:
     words = sorted({_TOKEN_WORDS.get(t, _keyword_word(t)) for t in expected})
     if len(words) > 8:
-        words = words[:8] + ["..."]
+        words = [*words[:8], "..."]
     return ", ".join(words)
 
 
@@ -146,8 +146,9 @@ def _keyword_word(terminal: str) -> str:
 def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
     if isinstance(exc, UnexpectedCharacters):
         line, column = exc.line, exc.column
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        span = Span(path, line, column, line, column + 1, exc.pos_in_stream, exc.pos_in_stream + 1)
+        pos = exc.pos_in_stream or 0
+        char = text[pos] if pos < len(text) else ""
+        span = Span(path, line, column, line, column + 1, pos, pos + 1)
         hint = None
         if char == "'":
             hint = 'texts use double quotes: "..."'

@@ -59,7 +59,7 @@ class LoadedModule:
 
 
 #: Finds a module by name, or returns None (the caller reports E103).
-ModuleLoader = Callable[[str], "LoadedModule | None | list[Diagnostic]"]
+ModuleLoader = Callable[[str], "LoadedModule | list[Diagnostic] | None"]
 
 
 @dataclass(frozen=True, slots=True)

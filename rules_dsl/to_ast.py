@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import lark
 from lark import Transformer_NonRecursive, v_args
@@ -26,6 +26,14 @@ __all__ = ["MAX_NESTING", "from_parse_tree"]
 
 #: Deepest expression/statement nesting accepted.
 MAX_NESTING = 64
+
+
+class _HasSpan(Protocol):
+    @property
+    def span(self) -> Span: ...
+
+
+_N = TypeVar("_N", bound=_HasSpan)
 
 
 class _TooDeep(Exception):
@@ -54,7 +62,7 @@ def _depth(node: object) -> int:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer_NonRecursive):
+class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
     """Methods named after the rules in ``jrule.lark``."""
 
     def __init__(self, path: str) -> None:
@@ -91,7 +99,7 @@ class _ToAst(Transformer_NonRecursive):
     def _ident(self, tok: lark.Token) -> ast.Ident:
         return ast.Ident(str(tok), self._tok_span(tok))
 
-    def _nest(self, node: Any, *children: Any) -> Any:
+    def _nest(self, node: _N, *children: object) -> _N:
         depth = 1 + max((self._depths.get(id(c), 0) for c in children), default=0)
         if depth > MAX_NESTING:
             raise _TooDeep(node.span)
@@ -302,11 +310,19 @@ class _ToAst(Transformer_NonRecursive):
 
     def compare(self, meta: Meta, ch: list[Any]) -> ast.BinaryOp:
         left, op, right = ch
-        return self._nest(ast.BinaryOp(str(op), left, right, self._span(meta)), left, right)
+        return self._nest(
+            ast.BinaryOp(cast(ast.BinaryOperator, str(op)), left, right, self._span(meta)),
+            left,
+            right,
+        )
 
     def binary(self, meta: Meta, ch: list[Any]) -> ast.BinaryOp:
         left, op, right = ch
-        return self._nest(ast.BinaryOp(str(op), left, right, self._span(meta)), left, right)
+        return self._nest(
+            ast.BinaryOp(cast(ast.BinaryOperator, str(op)), left, right, self._span(meta)),
+            left,
+            right,
+        )
 
     def field_access(self, meta: Meta, ch: list[Any]) -> ast.FieldAccess:
         return self._nest(

@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
             report.append({
                 "file": path,
                 "ok": not has_errors(result.diagnostics),
-                "diagnostics": [d.to_json() for d in sorted(diagnostics, key=lambda d: d.sort_key())],
+                "diagnostics": [
+                    d.to_json() for d in sorted(diagnostics, key=lambda d: d.sort_key())
+                ],
             })
         elif diagnostics:
             print(f"{path}:", file=sys.stdout)
