@@ -410,7 +410,11 @@ def check_structure(scope: ContractScope, used: set[str], out: list[Diagnostic])
     _check_events(scope, out)
     for rule in _rules(scope):
         _check_gotos(rule.body, out)
-    reachable = _check_graph(scope, out)
+    unknown_targets = any(
+        g.state.name not in scope.states for rule in _rules(scope) for g in goto_targets(rule.body)
+    )
+    # An unknown goto target (E106) makes the graph meaningless; don't pile on.
+    reachable = set(scope.states) if unknown_targets else _check_graph(scope, out)
     _check_deadlines(scope, reachable, out)
     _check_determinism(scope, out)
     _check_unused(scope, used, out)

@@ -194,7 +194,8 @@ def _expect(expr: ast.Expr, want: Type, env: ExprEnv, what: str) -> Type:
         )
         return ERROR
     if not assignable(want, got):
-        env.error("E201", f"{what} must be {want}, not {got}", expr.span, _literal_hint(want, got))
+        code = "E203" if want == BOOL else "E201"
+        env.error(code, f"{what} must be {want}, not {got}", expr.span, _literal_hint(want, got))
         return ERROR
     return got
 

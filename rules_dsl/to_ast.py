@@ -179,28 +179,56 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return self._nest(ast.TypeRef(self._ident(ch[0]), (ch[1],), self._span(meta)), ch[1])
 
     # --- rules ---------------------------------------------------------------
-    def in_states(self, meta: Meta, ch: list[Any]) -> tuple[ast.Ident, ...]:
-        return cast(tuple[ast.Ident, ...], ch[0])
+    # Header clauses become (keyword, value, span) triples for _clauses().
+    def in_states(self, meta: Meta, ch: list[Any]) -> tuple[str, Any, Span]:
+        return ("in", ch[0], self._span(meta))
 
-    def guard(self, meta: Meta, ch: list[Any]) -> ast.Expr:
-        return cast(ast.Expr, ch[0])
+    def guard(self, meta: Meta, ch: list[Any]) -> tuple[str, Any, Span]:
+        return ("when", ch[0], self._span(meta))
 
-    def priority(self, meta: Meta, ch: list[Any]) -> ast.IntLit:
-        return ast.IntLit(int(ch[0]), self._tok_span(ch[0]))
+    def priority(self, meta: Meta, ch: list[Any]) -> tuple[str, Any, Span]:
+        return ("priority", ast.IntLit(int(ch[0]), self._tok_span(ch[0])), self._span(meta))
 
-    def cite(self, meta: Meta, ch: list[Any]) -> ast.StringLit:
-        return ast.StringLit(_unquote(ch[0]), self._span(meta))
+    def cite(self, meta: Meta, ch: list[Any]) -> tuple[str, Any, Span]:
+        return ("cite", ast.StringLit(_unquote(ch[0]), self._span(meta)), self._span(meta))
+
+    def _clauses(self, clauses: list[Any]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for kind, value, span in clauses:
+            if kind in found:
+                self.diagnostics.append(
+                    Diagnostic("E001", f"`{kind}` is given twice for this rule", span,
+                               hint=f"keep one `{kind}`")
+                )
+                continue
+            found[kind] = value
+        return found
 
     def transition(self, meta: Meta, ch: list[Any]) -> ast.Transition:
-        event, states, guard, prio, cite, body = ch
+        event, *clauses, body = ch
+        c = self._clauses(clauses)
         return ast.Transition(
-            self._ident(event), states or (), guard, prio, cite, body, self._span(meta)
+            self._ident(event),
+            c.get("in", ()),
+            c.get("when"),
+            c.get("priority"),
+            c.get("cite"),
+            body,
+            self._span(meta),
         )
 
     def deadline(self, meta: Meta, ch: list[Any]) -> ast.Deadline:
-        name, title, states, timing, prio, cite, body = ch
+        name, title, states, timing, *clauses, body = ch
+        c = self._clauses(clauses)
         return ast.Deadline(
-            self._ident(name), title, states, timing, prio, cite, body, self._span(meta)
+            self._ident(name),
+            title,
+            states,
+            timing,
+            c.get("priority"),
+            c.get("cite"),
+            body,
+            self._span(meta),
         )
 
     def timing_by(self, meta: Meta, ch: list[Any]) -> ast.TimingBy:

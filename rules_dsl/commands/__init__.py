@@ -1,0 +1,1 @@
+"""The ``jrule`` subcommands, one module each (see :mod:`rules_dsl.cli`)."""
