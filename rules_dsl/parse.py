@@ -83,6 +83,27 @@ def _on_comment(token: lark.Token) -> lark.Token:
     return token
 
 
+def _cache_path() -> str | bool:
+    """Where Lark keeps the analysed grammar between runs (keyed by its hash).
+
+    The grammar's own hash is in the file name, so a changed grammar never
+    reuses a stale table.  Falls back to no cache if the directory is not
+    writable.
+    """
+    import hashlib
+    import os
+    import tempfile
+
+    digest = hashlib.sha256(_GRAMMAR.read_bytes()).hexdigest()[:16]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(tempfile.gettempdir())
+    folder = os.path.join(base, f"jrule-{os.getuid() if hasattr(os, 'getuid') else 0}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    return os.path.join(folder, f"grammar-{lark.__version__}-{digest}.cache")
+
+
 @functools.cache
 def _parser() -> lark.Lark:
     return lark.Lark(
@@ -92,6 +113,7 @@ def _parser() -> lark.Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         lexer_callbacks={"COMMENT": _on_comment},
+        cache=_cache_path(),
     )
 
 
