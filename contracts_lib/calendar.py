@@ -39,7 +39,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -91,7 +91,7 @@ class DateOutsideCalendar(CalendarError):
     """
 
     def __init__(self, day: date, calendar_version: str, first_year: int, last_year: int) -> None:
-        years = str(first_year) if first_year == last_year else f"{first_year}–{last_year}"
+        years = _years_text(first_year, last_year)
         super().__init__(
             f"{day.isoformat()} is outside calendar {calendar_version} (covers {years}); "
             f"add that year's holiday notice"
@@ -100,6 +100,10 @@ class DateOutsideCalendar(CalendarError):
         self.calendar_version = calendar_version
         self.first_year = first_year
         self.last_year = last_year
+
+
+def _years_text(first_year: int, last_year: int) -> str:
+    return str(first_year) if first_year == last_year else f"{first_year}–{last_year}"
 
 
 def _canonical_json(
@@ -342,15 +346,14 @@ def load_calendar(name_or_path: str) -> Calendar:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CalendarError(
-            f"calendar file {name_or_path} not found "
-            f"(built-in calendars: {', '.join(_BUILTIN)})"
+            f"calendar file {name_or_path} not found (built-in calendars: {', '.join(_BUILTIN)})"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CalendarError(f"cannot read calendar file {name_or_path}: {exc}") from None
     return _calendar_from_text(text, source=name_or_path)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_builtin(name: str) -> Calendar:
     resource = resources.files("contracts_lib") / "calendars" / f"{name}.json"
     text = resource.read_text(encoding="utf-8")
@@ -479,7 +482,10 @@ def calendar_from_mapping(data: Mapping[str, object], *, source: str = "<calenda
     for entry in entries:
         label = f"{entry.where} ({entry.day.isoformat()})"
         if not first_year <= entry.day.year <= last_year:
-            _fail(source, f"{label}: outside the calendar's years {first_year}–{last_year}")
+            _fail(
+                source,
+                f"{label}: outside the calendar's years {_years_text(first_year, last_year)}",
+            )
         previous = seen.get(entry.day)
         if previous is not None:
             if previous.rest == entry.rest:
@@ -494,10 +500,11 @@ def calendar_from_mapping(data: Mapping[str, object], *, source: str = "<calenda
             holidays[entry.day] = entry.name
         else:
             if entry.day.weekday() not in weekend:
+                day_name = _WEEKDAY_NAMES[entry.day.weekday()].capitalize()
                 _fail(
                     source,
-                    f"{label}: a {_WEEKDAY_NAMES[entry.day.weekday()]} is a working day "
-                    f"already; only weekend days can be made working days",
+                    f"{label}: a {day_name} is a working day already; "
+                    f"only weekend days can be made working days",
                 )
             working[entry.day] = entry.name
 
@@ -578,12 +585,12 @@ def _weekend(source: str, value: object) -> tuple[int, ...]:
 
 def _entries(source: str, key: str, value: object, *, rest: bool) -> list[_Entry]:
     if not isinstance(value, list):
-        _fail(source, f"{key} must be a list of {{\"date\", \"name\"}} objects, got {value!r}")
+        _fail(source, f'{key} must be a list of {{"date", "name"}} objects, got {value!r}')
     result: list[_Entry] = []
     for i, item in enumerate(value):
         where = f"{key}[{i}]"
         if not isinstance(item, dict):
-            _fail(source, f"{where}: must be an object {{\"date\", \"name\"}}, got {item!r}")
+            _fail(source, f'{where}: must be an object {{"date", "name"}}, got {item!r}')
         extra = sorted(k for k in item if k not in ("date", "name"))
         if extra:
             _fail(source, f"{where}: unknown key {extra[0]!r} (allowed: date, name)")
