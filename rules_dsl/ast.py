@@ -42,6 +42,7 @@ __all__ = [
     "IndexAccess",
     "IntLit",
     "Item",
+    "LegalDate",
     "ListLit",
     "Member",
     "ModuleDecl",
@@ -218,6 +219,16 @@ class BoolLit:
 
 
 @dataclass(frozen=True, slots=True)
+class LegalDate:
+    """``(15 days after today)``: a date computed under the legal-period rules."""
+
+    period: Period
+    direction: Literal["after", "before"]
+    anchor: Expr
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ListLit:
     items: tuple[Expr, ...]
     span: Span = dataclasses.field(compare=False, repr=False)
@@ -238,6 +249,7 @@ Expr: TypeAlias = (
     | StringLit
     | BoolLit
     | ListLit
+    | LegalDate
 )
 
 
@@ -369,7 +381,7 @@ PeriodUnitName: TypeAlias = Literal["days", "working_days", "months", "years"]
 class Period:
     """``15 days``, ``3 working days``, ``grace_days days``, ``6 months``."""
 
-    amount: IntLit | NameRef
+    amount: Expr
     unit: PeriodUnitName
     span: Span = dataclasses.field(compare=False, repr=False)
 

@@ -92,6 +92,8 @@ def _name_refs(expr: ast.Expr) -> list[ast.NameRef]:
             todo += [node.left, node.right]
         elif isinstance(node, ast.UnaryOp):
             todo.append(node.operand)
+        elif isinstance(node, ast.LegalDate):
+            todo += [node.period.amount, node.anchor]
         elif isinstance(node, ast.FuncCall | ast.ListLit):
             todo += list(node.args if isinstance(node, ast.FuncCall) else node.items)
     return out
@@ -113,7 +115,8 @@ def _pass_deadlines(scope: ContractScope, run: CheckRun) -> None:
         if isinstance(timing, ast.TimingBy):
             expect(timing.date, DATE, timing_env, "the date after `by`")
         else:
-            _check_period(timing.period, timing_env)
+            _check_period(timing.period, timing_env,
+                          repeating=isinstance(timing, ast.TimingEvery))
             anchor = timing.anchor
             if not isinstance(anchor, ast.AnchorEntering):
                 expect(anchor, DATE, timing_env, "the date a period counts from")

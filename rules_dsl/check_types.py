@@ -122,6 +122,8 @@ def _infer_name(expr: ast.NameRef, env: ExprEnv) -> Type:
         return DATE
     if name == "now":
         return DATETIME
+    if name in scope.deadlines and env.in_timing:
+        return DATE  # the last day of that deadline's period
     if name in scope.events:
         if env.in_timing:
             return DATE  # the date the event last occurred
@@ -409,6 +411,10 @@ def infer(expr: ast.Expr, env: ExprEnv) -> Type:
             return env.error("E201", f"cannot negate a value of type {t}", expr.span)
         case ast.BinaryOp():
             return _infer_binary(expr, env)
+        case ast.LegalDate():
+            check_period(expr.period, env)
+            _expect(expr.anchor, DATE, env, "the date a period counts from")
+            return DATE
         case ast.ListLit():
             if not expr.items:
                 return list_of(ANY)
@@ -425,13 +431,15 @@ def infer(expr: ast.Expr, env: ExprEnv) -> Type:
 # --- statements ----------------------------------------------------------------
 
 
-def check_period(period: ast.Period, env: ExprEnv) -> None:
+def check_period(period: ast.Period, env: ExprEnv, *, repeating: bool = False) -> None:
+    """A period's length is a whole number (literal, Int term/variable or expression)."""
     amount = period.amount
-    if isinstance(amount, ast.NameRef):
-        t = _infer_name(amount, env)
-        if t.kind != "error" and t != INT:
-            env.error("E208", f"a period is counted in whole units; `{amount.name}` is {t}",
-                      amount.span)
+    t = infer(amount, env)
+    if t.kind != "error" and t != INT:
+        env.error("E208", f"a period is counted in whole units, not {t}", amount.span)
+    if repeating and isinstance(amount, ast.IntLit) and amount.value == 0:
+        env.error("E208", "a repeating period must be at least 1", amount.span,
+                  hint="every 0 months would fire forever")
 
 
 def _check_action(stmt: ast.DoStmt, env: ExprEnv) -> None:

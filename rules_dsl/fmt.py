@@ -110,7 +110,8 @@ def _expr_level(node: ast.Expr) -> tuple[str, int]:
         case ast.UnaryOp(op="not", operand=operand):
             return f"not {_expr(operand, _NOT)}", _NOT
         case ast.UnaryOp(operand=operand):
-            return f"-{_expr(operand, _NEGATE)}", _NEGATE
+            inner = _expr(operand, _NEGATE)
+            return ("- " if inner.startswith("-") else "-") + inner, _NEGATE  # `- -a`, not `--a`
         case ast.FieldAccess(obj=obj, field=field):
             return f"{_expr(obj, _POSTFIX)}.{field.name}", _POSTFIX
         case ast.IndexAccess(obj=obj, index=index):
@@ -264,12 +265,18 @@ def _trailing_comments(source: ast.SourceFile) -> set[int]:
 
 @dataclass(slots=True)
 class _Line:
-    """One output line.  ``start`` is the source offset of the first node it
-    shows; ``None`` for blank and comment lines."""
+    """One output line.
+
+    ``starts`` are the source offsets where the pieces of code it shows begin
+    (none for blank and comment lines).  ``in_order`` is false for a rule
+    header's clause lines: clauses may be written in any order, so such a
+    line may show code from before the lines above it.
+    """
 
     indent: int
     text: str
-    start: int | None
+    starts: tuple[int, ...] = ()
+    in_order: bool = True
     trailing: str | None = None
 
     def render(self) -> str:
@@ -295,15 +302,15 @@ class _Printer:
     def text(self) -> str:
         return "".join(line.render() + "\n" for line in self._lines)
 
-    def _open(self, indent: int, text: str, start: int) -> None:
-        self._lines.append(_Line(indent, text, start))
+    def _open(self, indent: int, text: str, *starts: int, in_order: bool = True) -> None:
+        self._lines.append(_Line(indent, text, starts, in_order))
 
     def _add(self, text: str) -> None:
         self._lines[-1].text += text
 
     def _blank(self) -> None:
         if self._lines and self._lines[-1].text:
-            self._lines.append(_Line(0, "", None))
+            self._lines.append(_Line(0, ""))
 
     def _take(self, offset: int) -> list[ast.Comment]:
         """Consume the comments before ``offset``.
@@ -318,23 +325,29 @@ class _Printer:
             if comment.span.start >= offset:
                 break
             self._next_comment += 1
-            line = self._code_line_at(comment) if comment.span.start in self._trailing else None
+            trailing = comment.span.start in self._trailing
+            line = self._code_line_at(comment.span.start) if trailing else None
             if line is not None and line.trailing is None:
                 line.trailing = _comment_text(comment)
             else:
                 own.append(comment)
         return own
 
-    def _code_line_at(self, comment: ast.Comment) -> _Line | None:
-        """The last output line whose code starts at or before the comment."""
+    def _code_line_at(self, offset: int) -> _Line | None:
+        """The output line showing the code that starts last before ``offset``."""
+        found: _Line | None = None
+        best = -1
         for line in reversed(self._lines):
-            if line.start is not None and line.start <= comment.span.start:
-                return line
-        return None
+            here = max((s for s in line.starts if s <= offset), default=-1)
+            if here > best:
+                found, best = line, here
+            if line.in_order and 0 <= here:
+                break  # every line above shows only code from before this one
+        return found
 
     def _comment_lines(self, comments: Sequence[ast.Comment], indent: int) -> None:
         for comment in comments:
-            self._lines.append(_Line(indent, _comment_text(comment), None))
+            self._lines.append(_Line(indent, _comment_text(comment)))
 
     def _anchor(self, offset: int, indent: int) -> None:
         """Print the comments that come before the node starting at ``offset``."""
@@ -370,20 +383,24 @@ class _Printer:
     def _header(
         self,
         indent: int,
-        head: str,
-        start: int,
+        head: tuple[str, Sequence[int]],
         clauses: Sequence[tuple[str, int]],
         body: ast.Block,
     ) -> None:
-        """A rule header, on one line if it fits, else one clause per line."""
+        """A rule header, on one line if it fits, else one clause per line.
+
+        ``head`` is the text before the clauses with the offsets of its
+        pieces; each clause is its text and offset, in canonical order.
+        """
+        text, starts = head
         tail = " {}" if not body.stmts else " {"
-        one_line = head + "".join(" " + text for text, _ in clauses) + tail
-        if len(_INDENT * indent + one_line) <= MAX_WIDTH or not clauses:
-            self._open(indent, head + "".join(" " + text for text, _ in clauses), start)
+        one_line = text + "".join(" " + clause for clause, _ in clauses)
+        if len(_INDENT * indent + one_line + tail) <= MAX_WIDTH or not clauses:
+            self._open(indent, one_line, *starts, *(start for _, start in clauses))
         else:
-            self._open(indent, head, start)
-            for text, clause_start in clauses:
-                self._open(indent + 2, text, clause_start)
+            self._open(indent, text, *starts)
+            for clause, start in clauses:
+                self._open(indent + 2, clause, start, in_order=False)
         self._block(body, indent)
 
     # --- file and items ----------------------------------------------------------
@@ -470,13 +487,15 @@ class _Printer:
 
     def _transition(self, rule: ast.Transition, indent: int) -> None:
         head = f"on {rule.event.name}"
+        starts = [rule.span.start]
         if rule.states:
             head += f" in {_names(rule.states)}"
+            starts.append(rule.states[0].span.start)
         clauses: list[tuple[str, int]] = []
         if rule.guard is not None:
             clauses.append((f"when {_expr(rule.guard)}", rule.guard.span.start))
         clauses += self._rule_clauses(rule.priority, rule.cite)
-        self._header(indent, head, rule.span.start, clauses, rule.body)
+        self._header(indent, (head, starts), clauses, rule.body)
 
     def _deadline(self, rule: ast.Deadline, indent: int) -> None:
         head = (
@@ -484,7 +503,7 @@ class _Printer:
             f"{_timing(rule.timing)}"
         )
         clauses = self._rule_clauses(rule.priority, rule.cite)
-        self._header(indent, head, rule.span.start, clauses, rule.body)
+        self._header(indent, (head, [rule.span.start]), clauses, rule.body)
 
     # --- statements ----------------------------------------------------------------
     def _block(self, block: ast.Block, indent: int) -> None:

@@ -255,6 +255,15 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
     def amount_name(self, meta: Meta, ch: list[Any]) -> ast.NameRef:
         return ast.NameRef(str(ch[0]), self._tok_span(ch[0]))
 
+    def amount_expr(self, meta: Meta, ch: list[Any]) -> ast.Expr:
+        return cast(ast.Expr, ch[0])
+
+    def date_after(self, meta: Meta, ch: list[Any]) -> ast.LegalDate:
+        return self._nest(ast.LegalDate(ch[0], "after", ch[1], self._span(meta)), ch[0], ch[1])
+
+    def date_before(self, meta: Meta, ch: list[Any]) -> ast.LegalDate:
+        return self._nest(ast.LegalDate(ch[0], "before", ch[1], self._span(meta)), ch[0], ch[1])
+
     def period_unit(self, meta: Meta, ch: list[Any]) -> str:
         word = str(ch[0])
         return {"day": "days", "month": "months", "year": "years"}.get(word, word)
@@ -263,7 +272,7 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return "working_days"
 
     def period(self, meta: Meta, ch: list[Any]) -> ast.Period:
-        return ast.Period(ch[0], ch[1], self._span(meta))
+        return self._nest(ast.Period(ch[0], ch[1], self._span(meta)), ch[0])
 
     # --- statements ----------------------------------------------------------
     def block(self, meta: Meta, ch: list[Any]) -> ast.Block:

@@ -125,6 +125,8 @@ class _Lower:
                     out = {"expr": "term", "name": n}
                 elif n in scope.roles:
                     out = {"expr": "role", "name": n}
+                elif n in scope.deadlines:
+                    out = {"expr": "deadline_last_day", "deadline": n}
                 elif n in scope.events:
                     out = {"expr": "event_date", "event": n}
                 elif n in ("today", "now"):
@@ -162,12 +164,25 @@ class _Lower:
                 out = {"expr": "unary", "op": op, "operand": self.expr(operand, event, timing)}
             case ast.ListLit(items=items):
                 out = {"expr": "list", "items": [self.expr(i, event, timing) for i in items]}
+            case ast.LegalDate(period=p, direction=direction, anchor=anchor):
+                out = {
+                    "expr": "legal_date",
+                    "direction": direction,
+                    "period": self.period(p, event, timing),
+                    "anchor": self.expr(anchor, event, timing),
+                }
         out["type"] = self.type_of(e, event, timing)
         out["span"] = self.span(e.span)
         return out
 
-    def period(self, p: ast.Period) -> JSON:
-        return {"amount": self.expr(p.amount), "unit": p.unit, "span": self.span(p.span)}
+    def period(
+        self, p: ast.Period, event: ast.EventDecl | None = None, timing: bool = False
+    ) -> JSON:
+        return {
+            "amount": self.expr(p.amount, event, timing),
+            "unit": p.unit,
+            "span": self.span(p.span),
+        }
 
     # --- statements ------------------------------------------------------------
     def block(self, b: ast.Block, event: ast.EventDecl | None) -> list[JSON]:
@@ -198,7 +213,7 @@ class _Lower:
                     branches = {b.outcome: self.block(b.body, event) for b in approval.branches}
                     out["approval"] = {
                         "role": approval.role.name,
-                        "within": self.period(approval.within),
+                        "within": self.period(approval.within, event),
                         "on_approved": branches.get("approved", []),
                         "on_rejected": branches.get("rejected", []),
                         "on_timeout": branches.get("timeout", []),
