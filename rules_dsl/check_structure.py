@@ -235,12 +235,44 @@ def _check_gotos(block: ast.Block, out: list[Diagnostic], after_goto: bool = Fal
     return ended
 
 
+def _split_targets(block: ast.Block) -> tuple[set[str], set[str]]:
+    """Goto targets of the rule itself, and of the approval blocks it starts."""
+    own: set[str] = set()
+    later: set[str] = set()
+
+    def walk(b: ast.Block, in_approval: bool) -> None:
+        for stmt in b.stmts:
+            if isinstance(stmt, ast.GotoStmt):
+                (later if in_approval else own).add(stmt.state.name)
+            elif isinstance(stmt, ast.IfStmt):
+                for branch in stmt.branches:
+                    walk(branch.body, in_approval)
+                if stmt.otherwise is not None:
+                    walk(stmt.otherwise, in_approval)
+            elif isinstance(stmt, ast.DoStmt) and stmt.approval is not None:
+                for ab in stmt.approval.branches:
+                    walk(ab.body, True)
+
+    walk(block, False)
+    return own, later
+
+
 def _reachable(scope: ContractScope) -> tuple[set[str], dict[str, set[str]]]:
+    """The state graph.  An approval's blocks run in the state the instance
+    waits in after the requesting rule: one of its goto targets, or the rule's
+    own state when a path has no goto (an over-approximation, which is safe
+    for reachability)."""
     edges: dict[str, set[str]] = {name: set() for name in scope.states}
     for rule in _rules(scope):
-        targets = {g.state.name for g in goto_targets(rule.body) if g.state.name in scope.states}
-        for state in applicable_states(rule, scope):
-            edges[state] |= targets
+        own, later = _split_targets(rule.body)
+        own &= set(scope.states)
+        later &= set(scope.states)
+        states = applicable_states(rule, scope)
+        for state in states:
+            edges[state] |= own
+        for waiting in {*states, *own}:
+            if not scope.states[waiting].terminal:
+                edges[waiting] |= later
     seen: set[str] = set()
     todo = [scope.initial] if scope.initial else []
     while todo:
