@@ -120,6 +120,8 @@ def _expr_level(node: ast.Expr) -> tuple[str, int]:
             return f"{func.name}({_expr_list(args)})", _ATOM
         case ast.ListLit(items=items):
             return f"[{_expr_list(items)}]", _ATOM
+        case ast.LegalDate(period=period, direction=direction, anchor=anchor):
+            return f"({_period(period)} {direction} {_expr(anchor)})", _ATOM
         case _:
             return _literal(node), _ATOM
 
@@ -173,14 +175,27 @@ _UNIT_WORDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: The words jrule.lark spells out.  A period amount named like one of them
+#: (possible as ``(by) days``) keeps its parentheses.
+KEYWORDS = frozenset(
+    """
+    contract version module import role enum record term var state initial terminal
+    event by on in when priority cite deadline before after every entering for
+    day days working month months year years set do goto if else suspend resume
+    restart approved within rejected timeout and or not true false
+    """.split()
+)
+
+
 def _period(period: ast.Period) -> str:
+    """``1 day``, ``15 days``, ``n days``, ``(n + 1) days``."""
     one, many = _UNIT_WORDS[period.unit]
     match period.amount:
         case ast.IntLit(value=value):
             return f"{value} {one if value == 1 else many}"
-        case ast.NameRef(name=name):
+        case ast.NameRef(name=name) if name not in KEYWORDS:
             return f"{name} {many}"
-    raise TypeError(f"not a period amount: {period.amount!r}")  # pragma: no cover
+    return f"({_expr(period.amount)}) {many}"
 
 
 def _timing(timing: ast.Timing) -> str:

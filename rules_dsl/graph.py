@@ -132,6 +132,10 @@ def expr_text(expr: IR | None) -> str:
         return str(e.get("name"))
     if kind == "event_date":
         return str(e.get("event"))
+    if kind == "deadline_last_day":
+        return str(e.get("deadline"))
+    if kind == "legal_date":
+        return f"({period_text(e.get('period'))} {e.get('direction')} {expr_text(e.get('anchor'))})"
     if kind in ("today", "now", "entering"):
         return str(kind)
     if kind == "rounding":
