@@ -1,0 +1,351 @@
+"""The state of one contract instance, and the inputs and effects of a step.
+
+Everything here is immutable.  :func:`state_to_json` gives the canonical
+encoding (stored, hashed, compared with a replay); :func:`state_from_json`
+reads it back given the contract's program (which knows the value types).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from engine.values import Value, from_json, to_json
+
+__all__ = [
+    "ActionEffect",
+    "ApprovalEffect",
+    "Create",
+    "Decision",
+    "Effect",
+    "Event",
+    "Input",
+    "InstanceState",
+    "PendingApproval",
+    "Tick",
+    "Timer",
+    "canonical_state",
+    "input_from_json",
+    "input_to_json",
+    "state_from_json",
+    "state_to_json",
+]
+
+STATE_FORMAT = "jrule-state/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """An armed deadline (or one occurrence of a repeating deadline)."""
+
+    deadline: str
+    index: int
+    priority: int
+    anchor: dt.date | None
+    occurrence: int
+    nominal_last_day: dt.date | None
+    last_day: dt.date | None
+    due_at: dt.datetime | None  # None while suspended or waiting for its anchor event
+    suspended_on: dt.date | None = None
+    remaining: int | None = None
+    provisional: bool = False  # the calendar did not cover the last day yet
+
+    def sort_key(self) -> tuple[dt.datetime, int, int, int]:
+        assert self.due_at is not None
+        return (self.due_at, self.priority, self.index, self.occurrence)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    id: str
+    site: int
+    action: str
+    args: tuple[tuple[str, Value], ...]
+    role: str
+    waiting_state: str
+    requested_on: dt.date
+    last_day: dt.date
+    due_at: dt.datetime
+    event: str | None
+    payload: tuple[tuple[str, Value], ...]
+    cite: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceState:
+    instance_id: str
+    contract_id: str
+    calendar_version: str
+    state: str
+    seq: int
+    clock: dt.datetime
+    terms: tuple[tuple[str, Value], ...]
+    vars: tuple[tuple[str, Value], ...]
+    timers: tuple[Timer, ...] = ()
+    approvals: tuple[PendingApproval, ...] = ()
+    event_dates: tuple[tuple[str, dt.date], ...] = ()
+    event_payloads: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...] = ()
+    deadline_days: tuple[tuple[str, dt.date], ...] = ()
+
+    def var(self, name: str) -> Value:
+        return dict(self.vars)[name]
+
+    def next_due(self) -> dt.datetime | None:
+        """The earliest instant at which something falls due, if any."""
+        dues = [t.due_at for t in self.timers if t.due_at is not None]
+        dues += [a.due_at for a in self.approvals]
+        return min(dues) if dues else None
+
+
+# --- inputs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    instance_id: str
+    terms: Mapping[str, Any]  # JSON, validated by step
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: str
+    role: str
+    payload: Mapping[str, Any]  # JSON, validated by step
+    at: dt.datetime
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    approval_id: str
+    role: str
+    approve: bool
+    reason: str
+    at: dt.datetime
+
+
+Input = Create | Event | Tick | Decision
+
+
+# --- effects --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionEffect:
+    """An action to deliver through the outbox, exactly once, under ``key``."""
+
+    key: str
+    action: str
+    args: tuple[tuple[str, Value], ...]
+    cite: str | None
+    span: str
+
+    def args_json(self) -> dict[str, object]:
+        return {k: to_json(v) for k, v in self.args}
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalEffect:
+    """An approval was requested, or closed (approved/rejected/timeout/lapsed)."""
+
+    approval_id: str
+    status: Literal["requested", "approved", "rejected", "timeout", "lapsed"]
+    action: str
+    role: str
+    reason: str = ""
+
+
+Effect = ActionEffect | ApprovalEffect
+
+
+# --- canonical encoding -----------------------------------------------------------
+
+
+def _instant(t: dt.datetime | None) -> str | None:
+    return None if t is None else t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _day(d: dt.date | None) -> str | None:
+    return None if d is None else d.isoformat()
+
+
+def _pairs(items: tuple[tuple[str, Value], ...]) -> list[list[object]]:
+    return [[k, to_json(v)] for k, v in items]
+
+
+def state_to_json(s: InstanceState) -> dict[str, object]:
+    return {
+        "format": STATE_FORMAT,
+        "instance": s.instance_id,
+        "contract": s.contract_id,
+        "calendar": s.calendar_version,
+        "state": s.state,
+        "seq": s.seq,
+        "clock": _instant(s.clock),
+        "terms": _pairs(s.terms),
+        "vars": _pairs(s.vars),
+        "timers": [
+            {
+                "deadline": t.deadline,
+                "index": t.index,
+                "priority": t.priority,
+                "anchor": _day(t.anchor),
+                "occurrence": t.occurrence,
+                "nominal_last_day": _day(t.nominal_last_day),
+                "last_day": _day(t.last_day),
+                "due_at": _instant(t.due_at),
+                "suspended_on": _day(t.suspended_on),
+                "remaining": t.remaining,
+                "provisional": t.provisional,
+            }
+            for t in s.timers
+        ],
+        "approvals": [
+            {
+                "id": a.id,
+                "site": a.site,
+                "action": a.action,
+                "args": _pairs(a.args),
+                "role": a.role,
+                "waiting_state": a.waiting_state,
+                "requested_on": _day(a.requested_on),
+                "last_day": _day(a.last_day),
+                "due_at": _instant(a.due_at),
+                "event": a.event,
+                "payload": _pairs(a.payload),
+                "cite": a.cite,
+            }
+            for a in s.approvals
+        ],
+        "event_dates": [[e, _day(d)] for e, d in s.event_dates],
+        "event_payloads": [[e, _pairs(p)] for e, p in s.event_payloads],
+        "deadline_days": [[n, _day(d)] for n, d in s.deadline_days],
+    }
+
+
+def canonical_state(s: InstanceState) -> bytes:
+    """The one byte encoding of a state (sorted keys, compact, UTF-8)."""
+    return json.dumps(
+        state_to_json(s), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+def state_hash(s: InstanceState) -> str:
+    return hashlib.sha256(canonical_state(s)).hexdigest()
+
+
+def _parse_instant(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+
+
+def _parse_day(text: str | None) -> dt.date | None:
+    return None if text is None else dt.date.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class _Types:
+    """Types needed to decode a stored state (from the contract's program)."""
+
+    terms: Mapping[str, str]
+    vars: Mapping[str, str]
+    args: Mapping[tuple[str, str], str]  # (action, param) -> type
+    payloads: Mapping[tuple[str, str], str]  # (event, field) -> type
+    table: Any = field(default=None)
+
+
+def state_from_json(data: Mapping[str, Any], program: Any) -> InstanceState:
+    """Decode :func:`state_to_json` output (``program``: :class:`engine.program.Program`)."""
+    from contracts_lib.actions import ACTIONS
+
+    if data.get("format") != STATE_FORMAT:
+        raise ValueError(f"not a {STATE_FORMAT} state")
+    types = program.types
+    term_types = dict(program.term_types)
+    var_types = {v["name"]: v["type"] for v in program.ir["vars"]}
+
+    def pairs(raw: list[list[Any]], kinds: Mapping[str, str], where: str) -> tuple[Any, ...]:
+        return tuple((k, from_json(v, kinds[k], types, f"{where}.{k}")) for k, v in raw)
+
+    def payload(event: str | None, raw: list[list[Any]]) -> tuple[Any, ...]:
+        kinds = dict(program.event_fields.get(event, ())) if event else {}
+        return pairs(raw, kinds, "payload")
+
+    def args(action: str, raw: list[list[Any]]) -> tuple[Any, ...]:
+        spec = ACTIONS[action]
+        kinds = {p.name: p.type for p in spec.params}
+        return pairs(raw, kinds, "args")
+
+    return InstanceState(
+        instance_id=data["instance"],
+        contract_id=data["contract"],
+        calendar_version=data["calendar"],
+        state=data["state"],
+        seq=data["seq"],
+        clock=_parse_instant(data["clock"]),  # type: ignore[arg-type]
+        terms=pairs(data["terms"], term_types, "terms"),
+        vars=pairs(data["vars"], var_types, "vars"),
+        timers=tuple(
+            Timer(
+                t["deadline"], t["index"], t["priority"], _parse_day(t["anchor"]),
+                t["occurrence"], _parse_day(t["nominal_last_day"]), _parse_day(t["last_day"]),
+                _parse_instant(t["due_at"]), _parse_day(t["suspended_on"]), t["remaining"],
+                t["provisional"],
+            )
+            for t in data["timers"]
+        ),
+        approvals=tuple(
+            PendingApproval(
+                a["id"], a["site"], a["action"], args(a["action"], a["args"]), a["role"],
+                a["waiting_state"], _parse_day(a["requested_on"]),  # type: ignore[arg-type]
+                _parse_day(a["last_day"]), _parse_instant(a["due_at"]),  # type: ignore[arg-type]
+                a["event"], payload(a["event"], a["payload"]), a["cite"],
+            )
+            for a in data["approvals"]
+        ),
+        event_dates=tuple((e, _parse_day(d)) for e, d in data["event_dates"]),  # type: ignore[misc]
+        event_payloads=tuple((e, payload(e, p)) for e, p in data["event_payloads"]),
+        deadline_days=tuple((n, _parse_day(d)) for n, d in data["deadline_days"]),  # type: ignore[misc]
+    )
+
+
+# --- inputs as JSON (the input log) -----------------------------------------------
+
+
+def input_to_json(i: Input) -> dict[str, object]:
+    if isinstance(i, Create):
+        return {"input": "create", "instance": i.instance_id, "terms": dict(i.terms),
+                "at": _instant(i.at)}
+    if isinstance(i, Event):
+        return {"input": "event", "event": i.name, "role": i.role, "payload": dict(i.payload),
+                "at": _instant(i.at), "key": i.key}
+    if isinstance(i, Tick):
+        return {"input": "tick", "at": _instant(i.at)}
+    return {"input": "decision", "approval": i.approval_id, "role": i.role,
+            "approve": i.approve, "reason": i.reason, "at": _instant(i.at)}
+
+
+def input_from_json(d: Mapping[str, Any]) -> Input:
+    at = _parse_instant(d["at"])
+    assert at is not None
+    kind = d["input"]
+    if kind == "create":
+        return Create(d["instance"], d["terms"], at)
+    if kind == "event":
+        return Event(d["event"], d["role"], d["payload"], at, d.get("key", ""))
+    if kind == "tick":
+        return Tick(at)
+    if kind == "decision":
+        return Decision(d["approval"], d["role"], d["approve"], d["reason"], at)
+    raise ValueError(f"unknown input kind {kind!r}")
