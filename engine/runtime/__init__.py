@@ -1,0 +1,1 @@
+"""The durable runtime: store, scheduler, dispatcher (see docs/architecture.md)."""
