@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from contracts_lib.calendar import Calendar, DateOutsideCalendar
@@ -46,7 +46,6 @@ from engine.state import (
     Input,
     InstanceState,
     PendingApproval,
-    Tick,
     Timer,
 )
 from engine.values import Value, ValueError_, from_json
@@ -58,7 +57,7 @@ __all__ = ["MAX_FIRINGS_PER_STEP", "Fault", "Rejected", "StepResult", "legal_dat
 MAX_FIRINGS_PER_STEP = 10_000
 
 
-class Rejected(Exception):  # noqa: N818 - a refusal, not a crash
+class Rejected(Exception):
     """The input was refused; the state is unchanged.  ``code`` is stable."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -93,6 +92,11 @@ def legal_date(instant: dt.datetime, calendar: Calendar) -> dt.date:
     return instant.astimezone(_zone(calendar.timezone)).date()
 
 
+def _start_of_day(day: dt.date, calendar: Calendar) -> dt.datetime:
+    """00:00 court-local time of ``day``, as a UTC instant (``before`` timings)."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=_zone(calendar.timezone)).astimezone(dt.UTC)
+
+
 def _end_of_day(day: dt.date, calendar: Calendar) -> dt.datetime:
     """24:00 court-local time of ``day``, as a UTC instant."""
     midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0),
@@ -114,7 +118,8 @@ class _Nominal:
                 f"(start day not counted) end on {self.end}.")
 
     def explain_zh(self) -> str:
-        return f"自{self.start}起算{self.amount}（{self.unit.value}，起算日不计入），至{self.end}届满。"
+        return (f"自{self.start}起算{self.amount}（{self.unit.value}，起算日不计入），"
+                f"至{self.end}届满。")
 
 
 def _nominal(start: dt.date, amount: int, unit: PeriodUnit) -> dt.date:
@@ -218,6 +223,7 @@ class _Work:
                 elif d.kind == "every":
                     if d.limit_amount is not None:
                         limit = _whole(d.limit_amount(frame), d.span)
+                        assert d.limit_unit is not None
                         count = repeat_count(anchor, amount, unit, limit, d.limit_unit, cal)
                         if occurrence > count:
                             return None
@@ -235,7 +241,9 @@ class _Work:
                 provisional = True
         except (RuntimeFault, ValueError) as exc:
             raise RuntimeFault(f"deadline `{d.name}` cannot be computed: {exc}", d.span) from exc
-        due = _end_of_day(last, cal)
+        # A reminder ("N days before X") is due at the start of its day; every other
+        # period has run out at 24:00 of its last day.
+        due = _start_of_day(last, cal) if d.kind == "before" else _end_of_day(last, cal)
         self.timers.append(Timer(d.name, d.index, d.priority, anchor, occurrence, nominal,
                                  last, due, provisional=provisional))
         self.deadline_days[d.name] = last
@@ -324,7 +332,8 @@ class _Work:
         for entry in frame.log:
             tag = entry[0]
             if tag == "set":
-                changes.append((entry[1], entry[2], entry[3]))
+                if entry[2] != entry[3]:
+                    changes.append((entry[1], entry[2], entry[3]))
             elif tag == "do":
                 site = sites[entry[1]]
                 self.effects.append(ActionEffect(self.next_key(), site.action, entry[2], cite,
@@ -361,7 +370,7 @@ class _Work:
             to_state=self.state, at=at, by_role=by_role, late_by=late_by,
             changes=tuple(changes), actions=tuple(actions), approvals=tuple(approvals_out),
             armed=tuple(armed), disarmed=tuple(disarmed), periods=tuple(periods),
-            lapsed=tuple(lapsed), detail=detail,
+            lapsed=tuple(lapsed), detail=detail, zone=self.calendar.timezone,
         ))
 
     def lapse_approvals(self) -> list[str]:
@@ -508,6 +517,7 @@ def _create(program: Program, calendar: Calendar, inp: Create) -> StepResult:
     work.explanations.append(Explanation(
         kind="create", subject=inp.instance_id, rule_span=program.ir.get("span", ""),
         cite=None, from_state=None, to_state=work.state, at=inp.at, armed=tuple(armed),
+        zone=calendar.timezone,
     ))
     return StepResult(work.finish(program.contract_id, calendar.version), tuple(work.effects),
                       tuple(work.explanations))
@@ -544,9 +554,10 @@ def _event(work: _Work, program: Program, inp: Event) -> None:
         waiting = [t for t in work.timers
                    if t.due_at is None and t.suspended_on is None
                    and program.deadline_by_name[t.deadline].anchor_event == inp.name]
-        for t in waiting:
-            work.timers.remove(t)
-            note = work.arm(program.deadline_by_name[t.deadline], frame, t.occurrence)
+        for waiting_timer in waiting:
+            work.timers.remove(waiting_timer)
+            note = work.arm(program.deadline_by_name[waiting_timer.deadline], frame,
+                            waiting_timer.occurrence)
             if note is not None:
                 work.explanations[-1] = _with_armed(work.explanations[-1], note)
     except RuntimeFault as exc:
@@ -565,7 +576,7 @@ def _decision(work: _Work, program: Program, inp: Decision) -> None:
     site = program.approval_sites[approval.site]
     work.approvals.remove(approval)
     frame = work.frame(legal_date(inp.at, work.calendar), inp.at, dict(approval.payload))
-    status = "approved" if inp.approve else "rejected"
+    status: Literal["approved", "rejected"] = "approved" if inp.approve else "rejected"
     work.effects.append(ApprovalEffect(approval.id, status, approval.action, approval.role,
                                        inp.reason))
     pre: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...] = ()

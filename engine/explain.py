@@ -39,7 +39,7 @@ class DeadlineNote:
     def how_en(self) -> str:
         if self.waiting_for:
             return f"Deadline '{self.name}' waits for event '{self.waiting_for}'."
-        text = f"Deadline '{self.name}': " + self.computation.explain_en()
+        text = f"Deadline '{self.name}': " + str(self.computation.explain_en())
         if self.provisional:
             text += (" The calendar does not yet cover that year: the last day may be "
                      "extended once the year's holiday notice is loaded.")
@@ -49,7 +49,7 @@ class DeadlineNote:
     def how_zh(self) -> str:
         if self.waiting_for:
             return f"期限「{self.name}」待事件「{self.waiting_for}」发生后起算。"
-        text = f"期限「{self.name}」：" + self.computation.explain_zh()
+        text = f"期限「{self.name}」：" + str(self.computation.explain_zh())
         if self.provisional:
             text += "（日历尚未涵盖该年度，节假日顺延待该年度放假安排载入后确定。）"
         return text
@@ -74,6 +74,7 @@ class Explanation:
     periods: tuple[tuple[str, str], ...] = ()  # (suspend|resume|restart, deadline)
     lapsed: tuple[str, ...] = ()
     detail: str = ""
+    zone: str = "UTC"  # the court's time zone, for the times shown to people
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -111,7 +112,9 @@ class Explanation:
     def text(self, lang: Lang = "en") -> str:
         zh = lang == "zh"
         parts: list[str] = []
-        when = self.at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        from zoneinfo import ZoneInfo
+
+        when = self.at.astimezone(ZoneInfo(self.zone)).strftime("%Y-%m-%d %H:%M") + f" {self.zone}"
         if self.kind == "create":
             parts.append(f"案件实例创建，进入状态「{self.to_state}」" if zh
                          else f"Instance created in state '{self.to_state}'")
@@ -122,8 +125,8 @@ class Explanation:
         elif self.kind == "deadline":
             late = ""
             if self.late_by:
-                secs = int(self.late_by.total_seconds())
-                late = f"，迟延{secs}秒触发" if zh else f", fired {secs} s late"
+                late = (f"，迟延{_duration(self.late_by, zh)}触发" if zh
+                        else f", fired {_duration(self.late_by, zh)} late")
             parts.append(f"期限「{self.subject}」届满{late}" if zh
                          else f"Deadline '{self.subject}' fell due{late}")
         elif self.kind == "approval":
@@ -171,3 +174,16 @@ class Explanation:
             names = ", ".join(self.lapsed)
             parts.append(f" 失效的审批：{names}。" if zh else f" Approvals lapsed: {names}.")
         return "".join(parts)
+
+
+def _duration(delta: dt.timedelta, zh: bool) -> str:
+    """``2 d 3 h 4 min`` / ``2天3小时4分钟`` (seconds only under a minute)."""
+    total = int(delta.total_seconds())
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    units = (("天", "d", days), ("小时", "h", hours), ("分钟", "min", minutes))
+    parts = [f"{n}{z}" if zh else f"{n} {e}" for z, e, n in units if n]
+    if not parts:
+        return f"{seconds}秒" if zh else f"{seconds} s"
+    return "".join(parts) if zh else " ".join(parts)

@@ -21,7 +21,7 @@ from typing import Any
 from contracts_lib.calendar import Calendar
 from contracts_lib.money import Money, Rounding, delayed_performance_interest
 from contracts_lib.periods import PeriodUnit, period_end, period_start_before
-from engine.values import DECIMAL_CONTEXT, Record, TypeTable, Value, to_json
+from engine.values import DECIMAL_CONTEXT, TypeTable, Value, to_json
 
 __all__ = [
     "ApprovalSite",
@@ -226,10 +226,12 @@ class _Compiler:
         self.remembered: set[str] = set()
 
     # --- expressions ---------------------------------------------------------
-    def expr(self, e: IR) -> Expr:  # noqa: C901 - one dispatch over the IR kinds
+    def expr(self, e: IR) -> Expr:
         kind = e["expr"]
         span = e.get("span", "")
         if kind == "literal":
+            if e["type"] == "DateTime":
+                return _datetime_literal(e["value"])
             value = self.literal(e["type"], e["value"])
             return lambda f: value
         if kind == "term":
@@ -325,11 +327,6 @@ class _Compiler:
             return Decimal(raw)
         if type_name == "Date":
             return dt.date.fromisoformat(raw)
-        if type_name == "DateTime":
-            from engine.values import parse_instant
-
-            text = raw if ("+" in raw[10:] or raw.endswith("Z") or "-" in raw[10:]) else raw
-            return parse_instant(text)
         return raw
 
     def binary(self, e: IR) -> Expr:
@@ -527,6 +524,21 @@ class _Compiler:
             f.log.append(("approval", site, tuple((n, a(f)) for n, a in args)))
 
         return ask
+
+
+def _datetime_literal(text: str) -> Expr:
+    """A DateTime literal; without an offset it is court-local time."""
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is not None:
+        instant = parsed.astimezone(dt.UTC)
+        return lambda f: instant
+
+    def local(f: Frame) -> Value:
+        from zoneinfo import ZoneInfo
+
+        return parsed.replace(tzinfo=ZoneInfo(f.calendar.timezone)).astimezone(dt.UTC)
+
+    return local
 
 
 def _noop(f: Frame) -> None:

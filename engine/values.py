@@ -53,7 +53,7 @@ DECIMAL_CONTEXT = decimal.Context(
 Value = Any  # see the module docstring for the Python form of each type
 
 
-class ValueError_(ValueError):  # noqa: N801 - distinct from the builtin on purpose
+class ValueError_(ValueError):
     """A term or payload value does not fit its declared type."""
 
     def __init__(self, path: str, message: str) -> None:
@@ -144,7 +144,9 @@ def from_json(raw: object, type_name: str, types: TypeTable, path: str) -> Value
             raise ValueError_(path, f"{raw} is not a real date") from exc
     if type_name == "DateTime":
         if not isinstance(raw, str):
-            raise ValueError_(path, "expected a date and time such as \"2025-01-31T09:00:00+08:00\"")
+            raise ValueError_(
+                path, "expected a date and time such as \"2025-01-31T09:00:00+08:00\""
+            )
         try:
             return parse_instant(raw)
         except ValueError as exc:

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fmt": ("rules_dsl.commands.fmt", "format .jrule files in the one canonical layout"),
     "graph": ("rules_dsl.commands.graph", "draw a contract's state machine"),
     "period": ("contracts_lib.period_tool", "compute a legal period's last day"),
+    "simulate": ("engine.simulate", "run a contract on a timeline of events, without a database"),
 }
 
 
