@@ -223,6 +223,7 @@ class _Compiler:
     def __init__(self, contract: IR) -> None:
         self.contract = contract
         self.sites: dict[int, ApprovalSite] = {}
+        self.next_site = 0  # reserved before compiling nested blocks: sites never collide
         self.remembered: set[str] = set()
 
     # --- expressions ---------------------------------------------------------
@@ -494,7 +495,8 @@ class _Compiler:
         raise ValueError(f"unknown IR statement {kind!r}")
 
     def do(self, s: IR) -> Stmt:
-        site = len(self.sites)
+        site = self.next_site
+        self.next_site += 1
         args = [(a["name"], self.expr(a["value"])) for a in s["args"]]
         approval = s["approval"]
         if approval is None:
