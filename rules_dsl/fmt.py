@@ -1,28 +1,50 @@
 """The one canonical layout of .jrule source (``jrule fmt``).
 
-:func:`format_source` prints an AST; it depends only on the tree (never on
-the original layout) plus the comments, which it puts back by position.  Its
-contract, checked by the tests for every fixture and for random trees::
+:func:`format_source` prints an AST; the layout depends only on the tree
+(never on how the source was laid out) plus the comments, which are put back
+by position.  Its contract, checked by the tests for every fixture, every
+example in the repository and random trees::
 
     parse(format_source(ast)) == ast          # the meaning never changes
     format(format(text)) == format(text)      # the layout is a fixed point
     comments(format(text)) == comments(text)  # none lost, none duplicated
 
-Layout: two-space indentation, one
-member, field, variant or statement per line, ``{`` at the end of its header
-line, an empty block printed as ``{}`` on the header line, no line breaks
-inside expressions, the fewest parentheses that keep the tree, headers longer
-than :data:`MAX_WIDTH` broken before ``when``/``priority``/``cite``.
+Layout
+  * Two spaces per level; one member, field, enum variant or statement per
+    line; ``{`` ends its header line and ``}`` has a line of its own.  An
+    empty block, member list or record is ``{}`` on the header line (unless a
+    comment sits inside it).  Events without fields print no braces.
+  * Members: a blank line between members of different kinds and around
+    every multi-line kind (enum, record, event with fields, transition,
+    deadline); never a blank line inside a block; one blank line between
+    items; at most one blank line anywhere; exactly one final newline.
+  * Enum variants are separated by commas, with none after the last; fields
+    and arguments have no trailing commas; ``1 day`` but ``2 days`` and
+    ``n days`` (singular only for the literal 1).
+  * Rule headers print their clauses as ``in``, ``when``, ``priority``,
+    ``cite`` whatever order they were written in.  A header wider than
+    :data:`MAX_WIDTH` columns (a CJK character counts two) puts each clause
+    on its own line, indented four more spaces; the deadline's timing stays
+    on the first line.  ``approved by ROLE within PERIOD`` follows its ``do``
+    on the same line if that fits, else on a line indented four more; the
+    ``on approved|rejected|timeout`` branches are indented two more.
+  * Expressions never break; they carry the fewest parentheses that keep
+    the tree (operators are left-associative, comparisons do not chain).
+    ``- -a`` keeps a space.  Texts are re-escaped (``\\"``, ``\\\\``,
+    ``\\n``, ``\\t``; control characters and lone surrogates as ``\\uXXXX``;
+    everything else as itself), money is ``¥`` with two decimals.
 
-Comments are attached by source offset.  A comment with code before it on its
-line ("trailing") stays at the end of the output line that holds the code just
-before it.  Any other comment ("own-line") is printed on its own line just
-before the next *anchor* that follows it in the source: the start of a member,
-field, enum variant, statement or approval branch (at that node's
-indentation), a closing ``}`` of such a list (one level deeper than the
-``}``), or the end of the file.  When two trailing comments would share one
-output line, the first stays and the later ones become own-line comments at
-the next anchor, so a second run puts them in the same place.
+Comments
+  Comments are attached by source offset.  A comment with code before it on
+  its line ("trailing") stays at the end of the output line showing the code
+  that starts last before it.  Any other comment ("own-line") is printed on
+  its own line just before the next *anchor* that follows it in the source:
+  the start of a member, field, enum variant, statement or approval branch
+  (at that node's indentation), a closing ``}`` of such a list (one level
+  deeper than the ``}``), or the end of the file.  When two trailing comments
+  would share one output line, the first stays and the later ones become
+  own-line comments at the next anchor, where a second run leaves them.
+  Trailing white space (and a CR) is removed from comment text.
 """
 
 from __future__ import annotations
@@ -40,7 +62,8 @@ from rules_dsl.syntax import parse_source
 
 __all__ = ["format_source", "format_text"]
 
-#: Headers (and a ``do`` with its approval) longer than this are broken.
+#: Headers (and a ``do`` with its approval) wider than this many terminal
+#: columns are broken; a Chinese character takes two columns.
 MAX_WIDTH = 100
 
 _INDENT = "  "
@@ -88,6 +111,11 @@ def _quote(value: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def _width(text: str) -> int:
+    """Terminal columns: wide and full-width (CJK) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _title(title: str | None) -> str:
@@ -410,7 +438,7 @@ class _Printer:
         text, starts = head
         tail = " {}" if not body.stmts else " {"
         one_line = text + "".join(" " + clause for clause, _ in clauses)
-        if len(_INDENT * indent + one_line + tail) <= MAX_WIDTH or not clauses:
+        if _width(_INDENT * indent + one_line + tail) <= MAX_WIDTH or not clauses:
             self._open(indent, one_line, *starts, *(start for _, start in clauses))
         else:
             self._open(indent, text, *starts)
@@ -556,7 +584,7 @@ class _Printer:
     def _approval(self, approval: ast.Approval, indent: int) -> None:
         tail = f"approved by {approval.role.name} within {_period(approval.within)}"
         line = self._lines[-1]
-        if len(_INDENT * indent + line.text + " " + tail) <= MAX_WIDTH:
+        if _width(_INDENT * indent + line.text + " " + tail) <= MAX_WIDTH:
             self._add(" " + tail)
         else:
             self._open(indent + 2, tail, approval.span.start)

@@ -152,7 +152,7 @@ def test_same_timeline_same_everything(case: Any) -> None:
 @given(timelines())
 def test_stored_state_decodes_to_the_same_state(case: Any) -> None:
     program, terms, inputs = case
-    states, _, _, accepted = run(program, terms, inputs)
+    _, _, _, accepted = run(program, terms, inputs)
     state = None
     for inp in accepted:
         state = step(program, CAL, state, inp).state

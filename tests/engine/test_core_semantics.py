@@ -30,7 +30,8 @@ PAYMENT = HEAD + """
     do notify(party: creditor, message: "partial payment")
   }
   deadline expiry in open: by due cite "art. 1" {
-    do file_trial_case(plaintiff: creditor, defendant: debtor, claim_amount: amount - paid, cause: "x")
+    do file_trial_case(plaintiff: creditor, defendant: debtor,
+                       claim_amount: amount - paid, cause: "x")
     goto late
   }
   deadline reminder in open: 3 working days before due {
