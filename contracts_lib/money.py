@@ -197,15 +197,15 @@ class Money:
     def __add__(self, other: Money) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
-        return Money(_CONTEXT.add(self.amount, other.amount))
+        return _exact(_CONTEXT.add(self.amount, other.amount))
 
     def __sub__(self, other: Money) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
-        return Money(_CONTEXT.subtract(self.amount, other.amount))
+        return _exact(_CONTEXT.subtract(self.amount, other.amount))
 
     def __neg__(self) -> Money:
-        return Money(_CONTEXT.minus(self.amount))
+        return _exact(_CONTEXT.minus(self.amount))
 
     @overload
     def __mul__(self, other: int) -> Money: ...
@@ -223,7 +223,7 @@ class Money:
         if isinstance(other, bool):
             raise TypeError("cannot multiply money by a bool")
         if isinstance(other, int):
-            return Money(_CONTEXT.multiply(self.amount, Decimal(other)))
+            return _exact(_CONTEXT.multiply(self.amount, Decimal(other)))
         if isinstance(other, Decimal):
             if not other.is_finite():
                 raise MoneyError(f"cannot multiply money by {other}")
@@ -249,6 +249,18 @@ class Money:
 
     def __ge__(self, other: Money) -> bool:
         return self.amount >= _comparable(other)
+
+
+_ZERO_FEN = Decimal("0.00")
+
+
+def _exact(amount: Decimal) -> Money:
+    """Money from a Decimal already exact to the fen (the sum, difference, negation
+    or integer multiple of fen amounts), without re-validating it: the hot path of
+    every engine step.  Zero is normalised so there is no -0.00."""
+    money = object.__new__(Money)
+    object.__setattr__(money, "amount", _ZERO_FEN if amount.is_zero() else amount)
+    return money
 
 
 def _refuse_comparison(other: object) -> None:

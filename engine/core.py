@@ -138,6 +138,7 @@ class _Work:
     def __init__(self, program: Program, calendar: Calendar, state: InstanceState) -> None:
         self.program = program
         self.calendar = calendar
+        self.original = state
         self.instance_id = state.instance_id
         self.state = state.state
         self.seq = state.seq + 1
@@ -152,6 +153,9 @@ class _Work:
         self.effects: list[Effect] = []
         self.explanations: list[Explanation] = []
         self.counter = 0
+        # which parts changed (the rest of the state is reused as it was)
+        self.timers_changed = False
+        self.memory_changed = False
 
     # --- building blocks ---------------------------------------------------------
     def frame(self, today: dt.date, now: dt.datetime,
@@ -173,6 +177,22 @@ class _Work:
         return f"{self.instance_id}:{self.seq}:{self.counter}"
 
     def finish(self, contract_id: str, calendar_version: str) -> InstanceState:
+        old = self.original
+        timers_changed = self.timers_changed or len(self.timers) != len(old.timers) or any(
+            a is not b for a, b in zip(self.timers, old.timers, strict=True))
+        timers = tuple(sorted(
+            self.timers,
+            key=lambda t: (t.due_at is None, t.due_at or self.clock, t.priority, t.index,
+                           t.occurrence),
+        )) if timers_changed else old.timers
+        if self.memory_changed:
+            event_dates = tuple(sorted(self.event_dates.items()))
+            event_payloads = tuple(sorted((k, tuple(v.items()))
+                                          for k, v in self.event_payloads.items()))
+            deadline_days = tuple(sorted(self.deadline_days.items()))
+        else:
+            event_dates, event_payloads = old.event_dates, old.event_payloads
+            deadline_days = old.deadline_days
         return InstanceState(
             instance_id=self.instance_id,
             contract_id=contract_id,
@@ -180,18 +200,13 @@ class _Work:
             state=self.state,
             seq=self.seq,
             clock=self.clock,
-            terms=tuple(self.terms.items()),
+            terms=old.terms if old.terms else tuple(self.terms.items()),
             vars=tuple((name, self.vars[name]) for name, _ in self.program.var_inits),
-            timers=tuple(sorted(
-                self.timers,
-                key=lambda t: (t.due_at is None, t.due_at or self.clock, t.priority, t.index,
-                               t.occurrence),
-            )),
+            timers=timers,
             approvals=tuple(self.approvals),
-            event_dates=tuple(sorted(self.event_dates.items())),
-            event_payloads=tuple(sorted((k, tuple(v.items()))
-                                        for k, v in self.event_payloads.items())),
-            deadline_days=tuple(sorted(self.deadline_days.items())),
+            event_dates=event_dates,
+            event_payloads=event_payloads,
+            deadline_days=deadline_days,
         )
 
     # --- deadlines ---------------------------------------------------------------
@@ -247,6 +262,7 @@ class _Work:
         self.timers.append(Timer(d.name, d.index, d.priority, anchor, occurrence, nominal,
                                  last, due, provisional=provisional))
         self.deadline_days[d.name] = last
+        self.memory_changed = True
         return DeadlineNote(d.name, d.title, last, due, computation, cal.version,
                             provisional=provisional)
 
@@ -313,6 +329,7 @@ class _Work:
             nominal, last, due,
         )
         self.deadline_days[name] = last
+        self.memory_changed = True
         return DeadlineNote(name, d.title, last, due, computation, cal.version)
 
     # --- running a rule ----------------------------------------------------------
@@ -523,7 +540,7 @@ def _create(program: Program, calendar: Calendar, inp: Create) -> StepResult:
                       tuple(work.explanations))
 
 
-def _event(work: _Work, program: Program, inp: Event) -> None:
+def _event(work: _Work, program: Program, inp: Event, payload: dict[str, Value]) -> None:
     state = work.state
     candidates = program.transitions.get((inp.name, state), ())
     if not candidates:
@@ -531,7 +548,6 @@ def _event(work: _Work, program: Program, inp: Event) -> None:
             raise Rejected("terminal", f"the instance has ended (state `{state}`)")
         raise Rejected("not_allowed_in_state",
                        f"event `{inp.name}` is not accepted in state `{state}`")
-    payload = _payload(program, inp)
     today = legal_date(inp.at, work.calendar)
     frame = work.frame(today, inp.at, payload)
     try:
@@ -549,6 +565,7 @@ def _event(work: _Work, program: Program, inp: Event) -> None:
         if inp.name in program.remembered_events:
             work.event_dates[inp.name] = today
             work.event_payloads[inp.name] = dict(payload)
+            work.memory_changed = True
         work.apply(frame, kind="event", subject=inp.name, span=chosen.span, cite=chosen.cite,
                    at=inp.at, by_role=inp.role, event=inp.name)
         waiting = [t for t in work.timers
@@ -622,12 +639,12 @@ def step(program: Program, calendar: Calendar, state: InstanceState | None,
         if inp.role not in spec["by"]:
             raise Rejected("role_not_allowed", f"event `{inp.name}` may be submitted by "
                            f"{', '.join(spec['by'])}, not by `{inp.role}`")
-        _payload(program, inp)  # refuse a bad payload before anything else
+        payload = _payload(program, inp)  # refuse a bad payload before anything else
     work = _Work(program, calendar, state)
     work.clock = inp.at
     work.fire_due(inp.at)
     if isinstance(inp, Event):
-        _event(work, program, inp)
+        _event(work, program, inp, payload)
     elif isinstance(inp, Decision):
         _decision(work, program, inp)
     elif not work.explanations:
