@@ -38,8 +38,9 @@ class CheckResult:
 def check_bytes(data: bytes, path: str) -> CheckResult:
     """Parse and check; never raises for any input."""
     source, diagnostics, text = parse_bytes(data, path)
-    if source is None or has_errors(diagnostics):
+    if source is None:
         return CheckResult(path, text, None, diagnostics)
+    # literal errors (E002) leave a usable AST: check it too, so one run reports all
     checked = check_file(source, text)
     return CheckResult(path, text, checked, tuple(diagnostics) + checked.diagnostics)
 

@@ -40,8 +40,15 @@ BUILTIN_FUNCTIONS = frozenset(
     }
 )
 ROUNDING_MODES = ("half_up", "half_even", "down", "up")
+#: The language's keywords: legal as field names after a dot, never as declared names.
+KEYWORDS = frozenset(
+    """contract module import role enum record term var state event on in when priority cite
+    deadline by after before every for entering set do goto if else suspend resume restart
+    approved within rejected timeout initial terminal version and or not true false day days
+    working month months year years""".split()
+)
 RESERVED_NAMES = frozenset(
-    {*PRIMITIVES, "List", *BUILTIN_FUNCTIONS, *ROUNDING_MODES, "today", "now", "entering"}
+    {*PRIMITIVES, "List", *BUILTIN_FUNCTIONS, *ROUNDING_MODES, "today", "now", *KEYWORDS}
 )
 
 
@@ -205,7 +212,7 @@ def build_scope(
             diagnostics.append(
                 Diagnostic(
                     "E102",
-                    f"`{name}` is a built-in name and cannot be declared as a {kind}",
+                    f"`{name}` is a keyword or built-in name and cannot be declared as a {kind}",
                     ident.span,
                     hint="choose another name",
                 )

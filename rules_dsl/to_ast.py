@@ -113,7 +113,8 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
     def contract(self, meta: Meta, ch: list[Any]) -> ast.Contract:
         name, title, version, *members = ch
         return ast.Contract(
-            self._ident(name), _unquote(title), _unquote(version), tuple(members), self._span(meta)
+            self._ident(name), self._text(title), self._text(version), tuple(members),
+            self._span(meta)
         )
 
     def module_decl(self, meta: Meta, ch: list[Any]) -> ast.ModuleDecl:
@@ -121,7 +122,7 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return ast.ModuleDecl(self._ident(name), title, tuple(members), self._span(meta))
 
     def opt_title(self, meta: Meta, ch: list[Any]) -> str | None:
-        return _unquote(ch[0]) if ch and ch[0] is not None else None
+        return self._text(ch[0]) if ch and ch[0] is not None else None
 
     # --- declarations --------------------------------------------------------
     def import_decl(self, meta: Meta, ch: list[Any]) -> ast.ImportDecl:
@@ -190,7 +191,7 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return ("priority", ast.IntLit(int(ch[0]), self._tok_span(ch[0])), self._span(meta))
 
     def cite(self, meta: Meta, ch: list[Any]) -> tuple[str, Any, Span]:
-        return ("cite", ast.StringLit(_unquote(ch[0]), self._span(meta)), self._span(meta))
+        return ("cite", ast.StringLit(self._text(ch[0]), self._span(meta)), self._span(meta))
 
     def _clauses(self, clauses: list[Any]) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -426,7 +427,20 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return ast.DateTimeLit(text, self._tok_span(ch[0]))
 
     def string_lit(self, meta: Meta, ch: list[Any]) -> ast.StringLit:
-        return ast.StringLit(_unquote(ch[0]), self._tok_span(ch[0]))
+        return ast.StringLit(self._text(ch[0]), self._tok_span(ch[0]))
+
+    def _text(self, tok: lark.Token) -> str:
+        """Unquote a string, refusing escapes of lone surrogates (not text)."""
+        value = _unquote(tok)
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            # a pair of escapes (\\ud83d\\ude00) is one character, as in JSON
+            value = value.encode("utf-16-le", "surrogatepass").decode(
+                "utf-16-le", "surrogatepass")
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            self._bad_literal(tok, "a \\u escape names half of a surrogate pair, which is not "
+                              "a character", hint="write the character itself (UTF-8)")
+            value = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value)
+        return value
 
     def true_lit(self, meta: Meta, ch: list[Any]) -> ast.BoolLit:
         return ast.BoolLit(True, self._tok_span(ch[0]))
