@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "graph": ("rules_dsl.commands.graph", "draw a contract's state machine"),
     "period": ("contracts_lib.period_tool", "compute a legal period's last day"),
     "simulate": ("engine.simulate", "run a contract on a timeline of events, without a database"),
+    "verify": ("ledger_adapter.commands.verify", "check a ledger receipt offline"),
+    "witness": ("ledger_adapter.commands.witness", "check and cosign ledger checkpoints"),
 }
 
 
