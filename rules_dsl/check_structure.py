@@ -113,6 +113,8 @@ def _contradict(a: ast.Expr, b: ast.Expr) -> bool:
 
 def guards_disjoint(g1: ast.Expr | None, g2: ast.Expr | None) -> bool:
     """True only when no input can satisfy both guards (conservative)."""
+    if g1 is not None and g2 is not None and _contradict(g1, g2):
+        return True
     for a in _conjuncts(g1):
         for b in _conjuncts(g2):
             if _contradict(a, b):
@@ -311,7 +313,50 @@ def _check_graph(scope: ContractScope, out: list[Diagnostic]) -> set[str]:
     return reachable
 
 
+def _timing_refs(timing: ast.Timing) -> list[ast.NameRef]:
+    """Every name a timing reads (anchors, dates, period lengths)."""
+    found: list[ast.NameRef] = []
+    todo: list[object] = [timing]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.NameRef):
+            found.append(node)
+        elif isinstance(node, tuple):
+            todo.extend(node)
+        elif hasattr(node, "__dataclass_fields__") and not isinstance(node, ast.Span):
+            todo.extend(getattr(node, f) for f in node.__dataclass_fields__ if f != "span")
+    return found
+
+
+def _check_anchor_cycles(scope: ContractScope, out: list[Diagnostic]) -> None:
+    """A deadline that counts from its own last day (directly or round a cycle)."""
+    deps = {
+        d.name.name: {r.name for r in _timing_refs(d.timing) if r.name in scope.deadlines}
+        for d in scope.deadline_list
+    }
+    for d in scope.deadline_list:
+        start = d.name.name
+        seen: set[str] = set()
+        todo = list(deps[start])
+        while todo:
+            name = todo.pop()
+            if name == start:
+                out.append(
+                    Diagnostic(
+                        "E305",
+                        f"deadline `{start}` can never be armed: it counts from its own last "
+                        "day" + ("" if start in deps[start] else " (through other deadlines)"),
+                        d.timing.span,
+                    )
+                )
+                break
+            if name not in seen:
+                seen.add(name)
+                todo.extend(deps.get(name, ()))
+
+
 def _check_deadlines(scope: ContractScope, reachable: set[str], out: list[Diagnostic]) -> None:
+    _check_anchor_cycles(scope, out)
     events_with_transitions = {t.event.name for t in scope.transitions}
     for d in scope.deadline_list:
         states = [s.name for s in d.states if s.name in scope.states]

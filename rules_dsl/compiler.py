@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,24 @@ class CheckResult:
 
 def check_bytes(data: bytes, path: str) -> CheckResult:
     """Parse and check; never raises for any input."""
+    with _no_cyclic_gc():
+        return _check_bytes(data, path)
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Parse trees and ASTs hold no reference cycles, so reference counting frees
+    them; the cyclic collector only costs time here (about a fifth of a check)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check_bytes(data: bytes, path: str) -> CheckResult:
     source, diagnostics, text = parse_bytes(data, path)
     if source is None:
         return CheckResult(path, text, None, diagnostics)
@@ -71,7 +92,8 @@ class CompileResult:
 def _compile(result: CheckResult) -> CompileResult:
     if not result.ok or result.checked is None:
         return CompileResult(result, None)
-    return CompileResult(result, from_checked(result.checked))
+    with _no_cyclic_gc():
+        return CompileResult(result, from_checked(result.checked))
 
 
 def compile_bytes(data: bytes, path: str) -> CompileResult:

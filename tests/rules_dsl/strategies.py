@@ -75,7 +75,7 @@ _titles = st.none() | string_values
 
 # --- literals ------------------------------------------------------------------
 
-_int_lits = st.integers(0, 10**18 - 1).map(lambda v: ast.IntLit(v, _SPAN))
+_int_lits = st.integers(0, 2**53 - 1).map(lambda v: ast.IntLit(v, _SPAN))
 _small_ints = st.integers(0, 400).map(lambda v: ast.IntLit(v, _SPAN))
 _decimal_lits = st.builds(
     lambda whole, frac: ast.DecimalLit(f"{whole}.{frac}", _SPAN),
