@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fmt": ("rules_dsl.commands.fmt", "format .jrule files in the one canonical layout"),
     "graph": ("rules_dsl.commands.graph", "draw a contract's state machine"),
     "period": ("contracts_lib.period_tool", "compute a legal period's last day"),
+    "run": ("engine.demo", "run the sandbox demo: examples deployed, demo cases on a virtual clock"),
     "simulate": ("engine.simulate", "run a contract on a timeline of events, without a database"),
     "verify": ("ledger_adapter.commands.verify", "check a ledger receipt offline"),
     "witness": ("ledger_adapter.commands.witness", "check and cosign ledger checkpoints"),
