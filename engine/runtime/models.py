@@ -36,7 +36,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
-    "UTCDateTime",
     "Approval",
     "Base",
     "ContractVersion",
@@ -46,6 +45,7 @@ __all__ = [
     "Migration",
     "Outbox",
     "TimerRow",
+    "UTCDateTime",
 ]
 
 _ID = String(200)

@@ -1,0 +1,107 @@
+"""What the service returns: plain, JSON-ready values (for an HTTP API later)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Outcome",
+    "VersionInfo",
+    "canonical_json",
+    "compact_json",
+    "iso",
+]
+
+
+def canonical_json(value: object) -> str:
+    """The one text encoding of stored JSON (sorted keys, compact, UTF-8 as is)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def compact_json(value: object) -> str:
+    """Compact JSON for stored results (not hashed: key order as built, no sorting)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def iso(t: dt.datetime | None) -> str | None:
+    """An instant as ISO 8601 UTC with ``Z``."""
+    return None if t is None else t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to one input: applied (``accepted``) or refused (``code``, ``message``).
+
+    A refused input changed nothing.  ``duplicate`` is True when the answer is
+    the stored result of an earlier call with the same idempotency key.
+    """
+
+    accepted: bool
+    instance_id: str
+    code: str | None = None
+    message: str | None = None
+    seq: int | None = None
+    state: str | None = None
+    status: str | None = None
+    at: str | None = None
+    contract: str | None = None
+    explanations: tuple[Mapping[str, Any], ...] = ()
+    actions: tuple[Mapping[str, Any], ...] = ()  # {"key", "action", "args"}
+    approvals: tuple[Mapping[str, Any], ...] = ()  # {"id", "status", "action", "role", "reason"}
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    duplicate: bool = False
+
+    @classmethod
+    def refused(cls, instance_id: str, code: str, message: str) -> Outcome:
+        return cls(False, instance_id, code=code, message=message)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "accepted": self.accepted,
+            "instance": self.instance_id,
+        }
+        if not self.accepted:
+            out.update(code=self.code, message=self.message)
+            return out
+        out.update(
+            seq=self.seq, state=self.state, status=self.status, at=self.at,
+            contract=self.contract, explanations=list(self.explanations),
+            actions=list(self.actions), approvals=list(self.approvals),
+        )
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, duplicate: bool = False) -> Outcome:
+        return cls(
+            accepted=data["accepted"], instance_id=data["instance"], code=data.get("code"),
+            message=data.get("message"), seq=data.get("seq"), state=data.get("state"),
+            status=data.get("status"), at=data.get("at"), contract=data.get("contract"),
+            explanations=tuple(data.get("explanations", ())),
+            actions=tuple(data.get("actions", ())), approvals=tuple(data.get("approvals", ())),
+            extra=data.get("extra", {}), duplicate=duplicate,
+        )
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A deployed contract version."""
+
+    id: str
+    name: str
+    version: str
+    title: str
+    ruleset_id: str
+    deploy_seq: int
+    deployed_at: str
+    deployed_by: str
+    report_hash: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)

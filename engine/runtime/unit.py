@@ -1,0 +1,331 @@
+"""One write transaction's worth of rows, collected then written together.
+
+The service applies inputs one after another in memory (each through the pure
+core), and records what each changed here: the instance document, the input
+log row, the timer rows (a diff against the rows pending before), the outbox
+rows and the approval rows.  :meth:`Unit.flush` then writes everything with
+one ``executemany`` per table, in foreign-key order, inside the caller's
+transaction: a group of independent inputs commits together or not at all,
+and each input's rows are exactly the rows it would have written alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, insert, or_, update
+
+from contracts_lib.calendar import Calendar
+from engine.core import StepResult
+from engine.program import Program
+from engine.runtime.models import (
+    Approval,
+    Incident,
+    InputLog,
+    Instance,
+    Migration,
+    Outbox,
+    TimerRow,
+)
+from engine.runtime.results import Outcome, canonical_json, compact_json, iso
+from engine.state import (
+    ActionEffect,
+    ApprovalEffect,
+    Input,
+    InstanceState,
+    canonical_state,
+    input_to_json,
+)
+from engine.values import to_json
+
+__all__ = ["InstanceWork", "StaleInstance", "TimerKey", "Unit", "instance_status",
+           "live_timer_keys"]
+
+T_INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
+T_INPUTS: Table = InputLog.__table__  # type: ignore[assignment]
+T_TIMERS: Table = TimerRow.__table__  # type: ignore[assignment]
+T_OUTBOX: Table = Outbox.__table__  # type: ignore[assignment]
+T_APPROVALS: Table = Approval.__table__  # type: ignore[assignment]
+T_INCIDENTS: Table = Incident.__table__  # type: ignore[assignment]
+T_MIGRATIONS: Table = Migration.__table__  # type: ignore[assignment]
+
+#: (kind, name, due_at): "deadline"/deadline name or "approval"/approval id
+TimerKey = tuple[str, str, dt.datetime]
+
+_LIVE = or_(T_TIMERS.c.status == "pending", T_TIMERS.c.status == "held")
+_TIMER_VALUES: dict[str, Any] = {
+    "status": bindparam("v_status"), "fired_at": bindparam("v_fired_at"),
+    "late_seconds": bindparam("v_late_seconds")}
+_TIMER_BY_ID = update(T_TIMERS).where(T_TIMERS.c.id == bindparam("b_id"), _LIVE) \
+    .values(_TIMER_VALUES)
+#: a live row found by its natural key (unique among an instance's live rows)
+_TIMER_BY_KEY = update(T_TIMERS).where(
+    T_TIMERS.c.instance_id == bindparam("b_instance"), T_TIMERS.c.kind == bindparam("b_kind"),
+    T_TIMERS.c.name == bindparam("b_name"), T_TIMERS.c.due_at == bindparam("b_due"), _LIVE,
+).values(_TIMER_VALUES)
+
+
+class StaleInstance(Exception):
+    """An instance row changed under us (its seq moved): the transaction is retried."""
+
+
+def live_timer_keys(state: InstanceState) -> set[TimerKey]:
+    """The timer rows an instance's state implies: its due timers and approvals."""
+    keys: set[TimerKey] = {("deadline", t.deadline, t.due_at)
+                           for t in state.timers if t.due_at is not None}
+    keys.update(("approval", a.id, a.due_at) for a in state.approvals)
+    return keys
+
+
+def instance_status(program: Program, state: InstanceState) -> str:
+    """``ended`` once the instance is in a terminal state with nothing left to fall due."""
+    if state.state in program.terminal and not state.approvals \
+            and all(t.due_at is None for t in state.timers):
+        return "ended"
+    return "active"
+
+
+@dataclass
+class InstanceWork:
+    """One instance as the current transaction sees it (updated input by input)."""
+
+    id: str
+    contract_id: str
+    contract_name: str
+    calendar: Calendar
+    program: Program
+    status: str
+    state: InstanceState | None
+    state_hash: str
+    orig_seq: int | None  # the stored seq when loaded; None when created in this unit
+    #: pending (or, while faulted, held) timer rows: key -> None (a stored row, found by
+    #: its key), its id (a stored row read from the table) or the row dict (inserted in
+    #: this unit)
+    pending: dict[TimerKey, int | dict[str, Any] | None] = field(default_factory=dict)
+    parties: str = "{}"
+    court: str | None = None
+
+
+@dataclass
+class Unit:
+    """The rows one transaction writes."""
+
+    now: dt.datetime
+    instance_inserts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    instance_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    timer_inserts: list[dict[str, Any]] = field(default_factory=list)
+    timer_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    timer_key_updates: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    approval_inserts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    approval_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    faulted: list[str] = field(default_factory=list)
+    migrations: list[dict[str, Any]] = field(default_factory=list)
+    #: (instance id, seq, hash, state) to remember after commit
+    states: list[tuple[str, int, str, InstanceState]] = field(default_factory=list)
+
+    # --- recording one applied input --------------------------------------------
+    def record(self, work: InstanceWork, inp: Input, kind: str, key: str | None,
+               result: StepResult, *, decided_by: str | None = None,
+               extra: dict[str, Any] | None = None) -> Outcome:
+        """Record an applied input: log row, document, timers, outbox, approvals."""
+        return self.record_logged(work, input_to_json(inp), inp.at, kind, key, result,
+                                  decided_by=decided_by, extra=extra)
+
+    def record_logged(self, work: InstanceWork, body: dict[str, Any], at: dt.datetime,
+                      kind: str, key: str | None, result: StepResult, *,
+                      decided_by: str | None = None,
+                      extra: dict[str, Any] | None = None) -> Outcome:
+        """:meth:`record` for an input given as its log body (e.g. a migration)."""
+        new = result.state
+        doc = canonical_state(new)
+        digest = hashlib.sha256(doc).hexdigest()
+        status = "faulted" if work.status == "faulted" else instance_status(work.program, new)
+        outcome = Outcome(
+            accepted=True, instance_id=work.id, seq=new.seq, state=new.state, status=status,
+            at=iso(at), contract=new.contract_id,
+            explanations=tuple(e.to_json() for e in result.explanations),
+            actions=tuple({"key": e.key, "action": e.action, "args": e.args_json()}
+                          for e in result.effects if isinstance(e, ActionEffect)),
+            approvals=tuple({"id": e.approval_id, "status": e.status, "action": e.action,
+                             "role": e.role, "reason": e.reason}
+                            for e in result.effects if isinstance(e, ApprovalEffect)),
+            extra=extra or {},
+        )
+        self.inputs.append({
+            "instance_id": work.id, "seq": new.seq, "kind": kind, "body": canonical_json(body),
+            "idempotency_key": key, "result": compact_json(outcome.to_json()),
+            "state_hash": digest, "at": at, "recorded_at": self.now,
+        })
+        self._document(work, new, doc.decode("utf-8"), digest, status)
+        self.sync_timers(work, new, result)
+        for effect in result.effects:
+            if isinstance(effect, ActionEffect):
+                self.outbox.append({
+                    "key": effect.key, "instance_id": work.id, "action": effect.action,
+                    "args": canonical_json(effect.args_json()), "cite": effect.cite,
+                    "rule_span": effect.span, "status": "pending", "attempts": 0,
+                    "next_attempt_at": self.now, "created_at": self.now,
+                })
+            else:
+                self._approval(work, new, effect, at, decided_by)
+        work.state = new
+        work.state_hash = digest
+        work.status = status
+        work.contract_id = new.contract_id
+        self.states.append((work.id, new.seq, digest, new))
+        return outcome
+
+    def _document(self, work: InstanceWork, new: InstanceState, doc: str, digest: str,
+                  status: str) -> None:
+        values = {"contract_id": new.contract_id, "calendar_version": new.calendar_version,
+                  "state": new.state, "status": status, "seq": new.seq, "document": doc,
+                  "state_hash": digest, "updated_at": self.now}
+        if work.orig_seq is None:
+            row = self.instance_inserts.get(work.id)
+            if row is None:
+                row = {"id": work.id, "contract_name": work.contract_name,
+                       "court": work.court, "parties": work.parties, "created_at": self.now}
+                self.instance_inserts[work.id] = row
+            row.update(values)
+        else:
+            self.instance_updates[work.id] = {
+                "b_id": work.id, "b_seq": work.orig_seq,
+                **{f"v_{k}": v for k, v in values.items()},
+            }
+
+    def sync_timers(self, work: InstanceWork, new: InstanceState,
+                    result: StepResult | None) -> None:
+        """Make the pending timer rows mirror ``new`` (its timers and approvals).
+
+        Rows no longer wanted become ``fired`` (with how late) when this step
+        fired them, else ``cancelled``; firings that had no row (an occurrence
+        armed and fired in one step) are recorded as ``fired`` rows.
+        """
+        wanted = live_timer_keys(new)
+        fired: Counter[TimerKey] = Counter()
+        if result is not None:
+            for e in result.explanations:
+                if e.kind == "deadline":
+                    fired[("deadline", e.subject, e.at)] += 1
+                elif e.kind == "approval_timeout":
+                    fired[("approval", e.subject, e.at)] += 1
+        for k in [k for k in work.pending if k not in wanted]:
+            ref = work.pending.pop(k)
+            if fired[k] > 0:
+                fired[k] -= 1
+                params = self._fired(k[2])
+            else:
+                params = {"status": "cancelled", "fired_at": None, "late_seconds": None}
+            values = {f"v_{n}": v for n, v in params.items()}
+            if isinstance(ref, dict):
+                ref.update(params)
+            elif ref is None:
+                self.timer_key_updates.append({"b_instance": work.id, "b_kind": k[0],
+                                               "b_name": k[1], "b_due": k[2], **values})
+            else:
+                self.timer_updates[ref] = {"b_id": ref, **values}
+        for k, count in fired.items():
+            for _ in range(count):
+                self.timer_inserts.append({"instance_id": work.id, "kind": k[0], "name": k[1],
+                                           "due_at": k[2], **self._fired(k[2])})
+        status = "held" if work.status == "faulted" else "pending"
+        for k in wanted:
+            if k not in work.pending:
+                row = {"instance_id": work.id, "kind": k[0], "name": k[1], "due_at": k[2],
+                       "status": status, "fired_at": None, "late_seconds": None}
+                self.timer_inserts.append(row)
+                work.pending[k] = row
+
+    def _fired(self, due: dt.datetime) -> dict[str, Any]:
+        late = max(0, int((self.now - due).total_seconds()))
+        return {"status": "fired", "fired_at": self.now, "late_seconds": late}
+
+    def _approval(self, work: InstanceWork, new: InstanceState, effect: ApprovalEffect,
+                  at: dt.datetime, decided_by: str | None) -> None:
+        if effect.status == "requested":
+            pending = next((a for a in new.approvals if a.id == effect.approval_id), None)
+            args = {} if pending is None else {k: to_json(v) for k, v in pending.args}
+            self.approval_inserts[effect.approval_id] = {
+                "id": effect.approval_id, "instance_id": work.id, "action": effect.action,
+                "args": canonical_json(args), "role": effect.role, "status": "pending",
+                "requested_at": at, "due_at": pending.due_at if pending else at,
+                "decided_by": None, "decided_at": None, "reason": None,
+            }
+            return
+        by = decided_by if effect.status in ("approved", "rejected") else None
+        values = {"status": effect.status, "decided_by": by, "decided_at": at,
+                  "reason": effect.reason or None}
+        if effect.approval_id in self.approval_inserts:
+            self.approval_inserts[effect.approval_id].update(values)
+        else:
+            self.approval_updates[effect.approval_id] = {
+                "b_id": effect.approval_id, **{f"v_{k}": v for k, v in values.items()}}
+
+    def fault(self, work: InstanceWork, message: str) -> None:
+        """Open a ``deadline_fault`` incident and hold the instance until resolved."""
+        self.incidents.append({"kind": "deadline_fault", "instance_id": work.id,
+                               "outbox_id": None, "message": message, "status": "open",
+                               "created_at": self.now})
+        self.faulted.append(work.id)
+        work.status = "faulted"
+
+    # --- writing ---------------------------------------------------------------
+    def flush(self, conn: Connection) -> None:
+        """Write every collected row (one executemany per table, FK order)."""
+        if self.instance_inserts:
+            conn.execute(insert(T_INSTANCES), list(self.instance_inserts.values()))
+        if self.instance_updates:
+            stmt = update(T_INSTANCES).where(
+                T_INSTANCES.c.id == bindparam("b_id"), T_INSTANCES.c.seq == bindparam("b_seq"),
+            ).values({c: bindparam(f"v_{c}") for c in (
+                "contract_id", "calendar_version", "state", "status", "seq", "document",
+                "state_hash", "updated_at")})
+            rows = list(self.instance_updates.values())
+            result = conn.execute(stmt, rows)
+            if result.rowcount not in (-1, len(rows)):
+                raise StaleInstance(f"{len(rows) - result.rowcount} instance(s) changed "
+                                    "under this transaction")
+        if self.inputs:
+            conn.execute(insert(T_INPUTS), self.inputs)
+        if self.timer_updates:
+            conn.execute(_TIMER_BY_ID, list(self.timer_updates.values()))
+        if self.timer_key_updates:
+            conn.execute(_TIMER_BY_KEY, self.timer_key_updates)
+        if self.timer_inserts:
+            conn.execute(insert(T_TIMERS), self.timer_inserts)
+        if self.outbox:
+            conn.execute(insert(T_OUTBOX), self.outbox)
+        if self.approval_inserts:
+            conn.execute(insert(T_APPROVALS), list(self.approval_inserts.values()))
+        if self.approval_updates:
+            stmt = update(T_APPROVALS).where(T_APPROVALS.c.id == bindparam("b_id")).values(
+                status=bindparam("v_status"), decided_by=bindparam("v_decided_by"),
+                decided_at=bindparam("v_decided_at"), reason=bindparam("v_reason"))
+            conn.execute(stmt, list(self.approval_updates.values()))
+        if self.migrations:
+            conn.execute(insert(T_MIGRATIONS), self.migrations)
+        if self.incidents:
+            conn.execute(insert(T_INCIDENTS), self.incidents)
+        if self.faulted:
+            hold(conn, self.faulted, self.now)
+
+    def earliest_new_due(self) -> dt.datetime | None:
+        dues = [r["due_at"] for r in self.timer_inserts if r["status"] == "pending"]
+        return min(dues) if dues else None
+
+
+def hold(conn: Connection, instance_ids: Sequence[str], now: dt.datetime) -> None:
+    """Mark instances faulted and hold their pending timers (skipped until resolved)."""
+    conn.execute(update(T_INSTANCES).where(T_INSTANCES.c.id.in_(instance_ids))
+                 .values(status="faulted", updated_at=now))
+    conn.execute(update(T_TIMERS).where(T_TIMERS.c.instance_id.in_(instance_ids),
+                                        T_TIMERS.c.status == "pending")
+                 .values(status="held"))

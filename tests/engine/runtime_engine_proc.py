@@ -1,0 +1,104 @@
+"""A real engine process for the reliability tests (run as a script, not collected).
+
+``serve URL START SPEED ORIGIN``
+    An :class:`EngineService` plus :class:`EngineScheduler` on a running
+    virtual clock (``START + (time.time() - ORIGIN) * SPEED``).  Reads commands
+    as JSON lines on stdin (``{"op": "create"|"event", ...}``), applies what is
+    waiting in one group commit, and acknowledges each command on stdout only
+    after its transaction committed.  ``{"op": "stop"}`` exits cleanly; the
+    tests mostly end it with SIGKILL instead.
+
+``fire URL NOW``
+    Runs due deadlines at the standing instant ``NOW`` until nothing is due,
+    then prints how many it fired (the multi-process test starts three).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import queue
+import sys
+import threading
+import time
+from typing import Any
+
+from engine.runtime.clock import VirtualClock
+from engine.runtime.scheduler import EngineScheduler
+from engine.runtime.service import EngineService, EventSubmission, NewInstance
+
+
+def _reader(lines: queue.Queue[dict[str, Any] | None]) -> None:
+    for line in sys.stdin:
+        if line.strip():
+            lines.put(json.loads(line))
+    lines.put(None)
+
+
+def _ack(command: dict[str, Any], outcome: Any) -> dict[str, Any]:
+    return {"key": command["key"], "accepted": outcome.accepted, "code": outcome.code,
+            "seq": outcome.seq, "duplicate": outcome.duplicate}
+
+
+def serve(url: str, start: str, speed: float, origin: float) -> None:
+    clock = VirtualClock(dt.datetime.fromisoformat(start), speed=speed, real_origin=origin)
+    service = EngineService(url, clock, mode="test")
+    scheduler = EngineScheduler(service, sweep_seconds=0.5)
+    scheduler.start()
+    print(json.dumps({"ready": True}), flush=True)
+    lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    threading.Thread(target=_reader, args=(lines,), daemon=True).start()
+    while True:
+        first = lines.get()
+        if first is None or first["op"] == "stop":
+            break
+        batch = [first]
+        while len(batch) < 50:
+            try:
+                more = lines.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                lines.put(None)
+                break
+            batch.append(more)
+        creates = [c for c in batch if c["op"] == "create"]
+        events = [c for c in batch if c["op"] == "event"]
+        acks = []
+        if creates:
+            outs = service.create_instances(
+                NewInstance(c["contract"], c["id"], c["terms"], key=c["key"]) for c in creates)
+            acks += [_ack(c, o) for c, o in zip(creates, outs, strict=True)]
+        if events:
+            outs = service.submit_events(
+                EventSubmission(c["id"], c["event"], c["role"], c["payload"], c["key"])
+                for c in events)
+            acks += [_ack(c, o) for c, o in zip(events, outs, strict=True)]
+        sys.stdout.write("".join(json.dumps(a) + "\n" for a in acks))
+        sys.stdout.flush()
+    scheduler.shutdown()
+    service.close()
+
+
+def fire(url: str, now: str, start_at: float) -> None:
+    clock = VirtualClock(dt.datetime.fromisoformat(now))
+    service = EngineService(url, clock, mode="test", migrate=False)
+    while time.time() < start_at:
+        time.sleep(0.005)
+    fired = runs = 0
+    while True:
+        n = service.run_due(limit=300, batch=50)
+        fired += n
+        runs += 1
+        due = service.next_due()
+        if due is None or due > clock.now():
+            break
+    print(json.dumps({"fired": fired, "runs": runs}), flush=True)
+    service.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
+    else:
+        fire(sys.argv[2], sys.argv[3], float(sys.argv[4]))
