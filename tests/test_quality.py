@@ -28,5 +28,6 @@ def test_ruff_clean() -> None:
 
 def test_mypy_strict_on_core_packages() -> None:
     pytest.importorskip("mypy")
-    result = _run(sys.executable, "-m", "mypy", "--strict", "rules_dsl", "contracts_lib")
+    result = _run(sys.executable, "-m", "mypy", "--strict", "rules_dsl", "contracts_lib",
+                  "ledger_adapter")
     assert result.returncode == 0, result.stdout + result.stderr

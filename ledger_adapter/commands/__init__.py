@@ -1,0 +1,1 @@
+"""``jrule verify`` and ``jrule witness``: modules with ``add_arguments`` and ``run``."""

@@ -1,0 +1,564 @@
+"""The log itself, independent of storage: appends, proofs, receipts, keys, audit.
+
+:class:`TiledLog` does everything a :class:`~ledger_adapter.protocol.Ledger`
+does through a narrow storage interface, :class:`Store`: one object per
+transaction, with row-level reads and writes.  ``MemoryLedger`` and
+``SqlLedger`` only supply stores; this module holds the logic they share.
+
+Appending a batch (one transaction):
+
+1. lock the head row (size, root, current key) — the log's one serialisation point;
+2. take the right edge of the tree (partial tiles) from a cache checked against
+   the head, or read it; check it hashes to the head's root;
+3. salt and encode each record, hash the leaves, extend the tiles (only the
+   right edge is touched), sign one checkpoint for the new size;
+4. write entries, changed tiles, the checkpoint and the new head.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import hashlib
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from itertools import repeat
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from ledger_adapter.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from ledger_adapter.errors import FormatError, StoreError
+from ledger_adapter.keys import LogKey
+from ledger_adapter.merkle import EMPTY_ROOT, HASH_SIZE, consistency_proof, inclusion_proof
+from ledger_adapter.note import Ed25519Signer, Ed25519Verifier, NoteSigner, parse_note
+from ledger_adapter.proof import TlogProof, format_tlog_proof
+from ledger_adapter.protocol import AuditReport, LedgerEntry, Progress
+from ledger_adapter.record import SALT_SIZE, Record, decode_record, make_record
+from ledger_adapter.tile import (
+    TILE_WIDTH,
+    StoredTile,
+    TileHashReader,
+    TileKey,
+    edge_keys,
+    edge_root,
+    extend,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+__all__ = [
+    "CheckpointRow",
+    "EntryBatch",
+    "EntryRow",
+    "Head",
+    "KeyRow",
+    "ScannedEntry",
+    "Store",
+    "TiledLog",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The log's current state: one row, locked by every append."""
+
+    origin: str
+    size: int
+    root: bytes
+    key_id: str  # hex ID of the log key that signs the next checkpoint
+
+
+class EntryRow(NamedTuple):
+    """A stored entry as it is in storage (``record`` without the salt line).
+
+    The fields are in the ``ledger_entries`` column order, so a row is its own
+    insert parameters.
+    """
+
+    idx: int
+    kind: str
+    instance_id: str | None
+    record: bytes
+    salt: bytes
+    leaf_hash: bytes
+    created_at: dt.datetime
+
+    def leaf_data(self) -> bytes:
+        return self.record + b"salt " + binascii.b2a_base64(self.salt)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryBatch:
+    """The entries of one append, column by column (how they are written in bulk)."""
+
+    start: int
+    kinds: list[str]
+    instance_ids: list[str | None]
+    records: list[bytes]
+    salts: list[bytes]
+    leaf_hashes: list[bytes]
+    created_at: dt.datetime
+
+    def columns(self, created_at: object) -> Iterator[tuple[object, ...]]:
+        """Rows of insert parameters, ``created_at`` as the driver wants it."""
+        return zip(range(self.start, self.start + len(self.records)), self.kinds,
+                   self.instance_ids, self.records, self.salts, self.leaf_hashes,
+                   repeat(created_at))
+
+    def rows(self) -> list[EntryRow]:
+        return list(map(EntryRow._make, self.columns(self.created_at)))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    size: int
+    root: bytes
+    note: bytes  # the note as the log signed it
+    cosignatures: bytes  # witness signature lines added later ("" if none)
+    created_at: dt.datetime
+
+    def full_note(self) -> bytes:
+        return self.note + self.cosignatures
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    key_id: str
+    name: str
+    public_key: bytes
+    valid_from: int
+    valid_to: int | None
+    retired: bool
+    created_at: dt.datetime
+
+    def log_key(self) -> LogKey:
+        return LogKey(Ed25519Verifier(self.name, self.public_key), self.valid_from,
+                      self.valid_to)
+
+
+#: An entry as the audit scans it: (index, kind, instance_id, record, salt, leaf_hash).
+ScannedEntry = tuple[int, str, "str | None", bytes, bytes, bytes]
+
+
+class Store(Protocol):
+    """One transaction's view of the ledger's storage."""
+
+    def lock_head(self) -> Head | None:
+        """Read the head row, locking it for this transaction (writers only)."""
+        ...
+
+    def read_head(self) -> Head | None: ...
+
+    def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, StoredTile]: ...
+
+    def read_entries(self, start: int, stop: int) -> list[EntryRow]:
+        """Entries with ``start <= index < stop``, in index order."""
+        ...
+
+    def scan_entries(self, start: int, stop: int) -> list[ScannedEntry]:
+        """Like :meth:`read_entries` without ``created_at``, for the audit's full scan."""
+        ...
+
+    def read_checkpoint(self, size: int | None) -> CheckpointRow | None:
+        """The checkpoint of exactly ``size`` leaves, or the latest (``None``)."""
+        ...
+
+    def read_checkpoints(self, after: int, limit: int) -> list[CheckpointRow]:
+        """Up to ``limit`` checkpoints of size > ``after`` (-1 for all), by size."""
+        ...
+
+    def read_tile_range(self, level: int, start: int, limit: int
+                        ) -> list[tuple[int, StoredTile]]:
+        """Up to ``limit`` tiles of ``level`` with index >= ``start``, by index."""
+        ...
+
+    def tile_levels(self) -> list[int]: ...
+
+    def read_keys(self) -> list[KeyRow]: ...
+
+    def write_entries(self, batch: EntryBatch) -> None: ...
+
+    def write_tiles(self, tiles: Mapping[TileKey, StoredTile]) -> None: ...
+
+    def write_checkpoint(self, row: CheckpointRow) -> None: ...
+
+    def write_cosignatures(self, size: int, cosignatures: bytes) -> None: ...
+
+    def write_head(self, head: Head, create: bool = False) -> None: ...
+
+    def write_key(self, row: KeyRow, create: bool = False) -> None: ...
+
+
+_ENCODED = attrgetter("_bytes")  # Record.encode(), without a call per record
+_KIND = attrgetter("kind")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class TiledLog(ABC):
+    """A :class:`~ledger_adapter.protocol.Ledger` over any :class:`Store`."""
+
+    def __init__(self, origin: str, signers: Sequence[Ed25519Signer],
+                 clock: Callable[[], dt.datetime] = _now, tile_cache: int = 1024) -> None:
+        if not signers:
+            raise StoreError("a ledger needs its signing key", code="no_key")
+        for s in signers:
+            if s.name != origin:
+                raise StoreError(f"log key {s.vkey} is named {s.name!r}; a log key is named "
+                                 f"after the log's origin {origin!r}", code="wrong_key")
+        Checkpoint(origin, 0, EMPTY_ROOT)  # checks the origin line
+        self._origin = origin
+        self._signers: dict[str, Ed25519Signer] = {f"{s.key_id:08x}": s for s in signers}
+        self._clock = clock
+        self._edge_lock = threading.Lock()
+        self._edge_cache: tuple[int, bytes, dict[int, StoredTile]] | None = None
+        self._committed_size = 0  # a size this process has read as committed
+        self._tiles = _TileCache(tile_cache)
+
+    # --- what a backend supplies -----------------------------------------------------
+
+    @abstractmethod
+    def _write(self, session: Session | None) -> AbstractContextManager[Store]:
+        """A store in a writing transaction (the caller's, if ``session`` is given)."""
+
+    @abstractmethod
+    def _read(self, snapshot: bool = False) -> AbstractContextManager[Store]:
+        """A store for reading; with ``snapshot``, all reads see one consistent state.
+
+        Proofs and receipts need no snapshot: what they read (entries, stored
+        hashes at or below a checkpoint's size, checkpoints) never changes once
+        written.  The audit does.
+        """
+
+    # --- the Ledger protocol -----------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        return self._origin
+
+    def initialize(self, session: Session | None = None, at: dt.datetime | None = None
+                   ) -> SignedCheckpoint:
+        """Create the log if it does not exist: its key and a signed empty checkpoint.
+
+        If it exists, check it is this log (origin) and that this process holds
+        its current key.  Returns the latest checkpoint.
+        """
+        with self._write(session) as store:
+            head = store.lock_head()
+            if head is not None:
+                self._check_head(head)
+                row = store.read_checkpoint(None)
+                if row is None:
+                    raise StoreError("the ledger has a head but no checkpoint: run the audit",
+                                     code="corrupt")
+                return _signed(row)
+            signer = next(iter(self._signers.values()))
+            when = at or self._clock()
+            key_id = f"{signer.key_id:08x}"
+            store.write_key(KeyRow(key_id, self._origin, signer.public_key, 0, None, False,
+                                   when), create=True)
+            note = sign_checkpoint(Checkpoint(self._origin, 0, EMPTY_ROOT), [signer])
+            store.write_checkpoint(CheckpointRow(0, EMPTY_ROOT, note, b"", when))
+            store.write_head(Head(self._origin, 0, EMPTY_ROOT, key_id), create=True)
+            return SignedCheckpoint(Checkpoint(self._origin, 0, EMPTY_ROOT), note)
+
+    def append(self, records: Sequence[Record], session: Session | None = None
+               ) -> Sequence[LedgerEntry]:
+        if not records:
+            return ()
+        with self._write(session) as store:
+            entries, _ = self._append(store, records, ())
+            return entries
+
+    def checkpoint(self) -> SignedCheckpoint:
+        with self._read() as store:
+            row = store.read_checkpoint(None)
+        if row is None:
+            raise StoreError("the ledger is not initialised", code="not_initialised")
+        return _signed(row)
+
+    def checkpoint_at(self, size: int) -> SignedCheckpoint:
+        with self._read() as store:
+            row = store.read_checkpoint(size)
+        if row is None:
+            raise StoreError(f"no checkpoint was issued at tree size {size}",
+                             code="no_checkpoint")
+        return _signed(row)
+
+    def entry(self, index: int) -> LedgerEntry:
+        with self._read() as store:
+            rows = store.read_entries(index, index + 1)
+        if not rows:
+            raise StoreError(f"there is no entry {index}", code="no_entry")
+        return _entry(rows[0])
+
+    def entries(self, start: int, stop: int) -> list[LedgerEntry]:
+        """Entries ``start <= index < stop`` (for replay and export)."""
+        with self._read() as store:
+            return [_entry(r) for r in store.read_entries(start, stop)]
+
+    def size(self) -> int:
+        with self._read() as store:
+            head = store.read_head()
+        return 0 if head is None else head.size
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        with self._read() as store:
+            self._check_size(store, size)
+            return inclusion_proof(index, size, TileHashReader(self._cached(store)))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        with self._read() as store:
+            self._check_size(store, size2)
+            return consistency_proof(size1, size2, TileHashReader(self._cached(store)))
+
+    def receipt(self, entry_index: int, size: int | None = None) -> bytes:
+        with self._read() as store:
+            row = store.read_checkpoint(size)
+            if row is None:
+                raise StoreError("no such checkpoint" if size is not None else
+                                 "the ledger is not initialised", code="no_checkpoint")
+            if entry_index >= row.size:
+                raise StoreError(f"entry {entry_index} is not in the checkpoint of tree size "
+                                 f"{row.size}", code="no_entry")
+            rows = store.read_entries(entry_index, entry_index + 1)
+            if not rows:
+                raise StoreError(f"there is no entry {entry_index}", code="no_entry")
+            proof = inclusion_proof(entry_index, row.size, TileHashReader(self._cached(store)))
+        return format_tlog_proof(TlogProof(entry_index, tuple(proof), _signed(row),
+                                           rows[0].leaf_data()))
+
+    def log_keys(self) -> list[LogKey]:
+        with self._read() as store:
+            return [k.log_key() for k in sorted(store.read_keys(), key=lambda k: k.valid_from)]
+
+    def rotate_key(self, new_signer: Ed25519Signer, session: Session | None = None,
+                   at: dt.datetime | None = None) -> LedgerEntry:
+        if new_signer.name != self._origin:
+            raise StoreError(f"the new key is named {new_signer.name!r}; log keys are named "
+                             f"after the origin {self._origin!r}", code="wrong_key")
+        new_id = f"{new_signer.key_id:08x}"
+        when = at or self._clock()
+        with self._write(session) as store:
+            head = self._require_head(store.lock_head())
+            keys = {k.key_id: k for k in store.read_keys()}
+            if new_id in keys:
+                raise StoreError(f"key {new_id} was already used by this log; rotate to a "
+                                 "fresh key", code="key_reused")
+            old = self._signer(head)
+            record = make_record("key_rotation", {"old": old.vkey, "new": new_signer.vkey,
+                                                  "at": when})
+            entries, new_head = self._append(store, [record], (new_signer,), head=head,
+                                             next_key_id=new_id)
+            store.write_key(replace(keys[head.key_id], valid_to=new_head.size, retired=True))
+            store.write_key(KeyRow(new_id, self._origin, new_signer.public_key, new_head.size,
+                                   None, False, when), create=True)
+        self._signers[new_id] = new_signer
+        return entries[0]
+
+    def add_cosignatures(self, size: int, signature_lines: bytes,
+                         session: Session | None = None) -> None:
+        with self._write(session) as store:
+            row = store.read_checkpoint(size)
+            if row is None:
+                raise StoreError(f"no checkpoint was issued at tree size {size}",
+                                 code="no_checkpoint")
+            note = parse_note(row.note)
+            try:
+                extra = parse_note(note.text.encode() + b"\n" + signature_lines).signatures
+            except FormatError as e:
+                raise FormatError(f"not note signature lines: {e.message}",
+                                  code="malformed_note") from e
+            have = {(s.name, s.key_id) for s in parse_note(row.full_note()).signatures}
+            new = [s for s in extra if (s.name, s.key_id) not in have]
+            if new:
+                store.write_cosignatures(size, row.cosignatures
+                                         + "".join(s.line() for s in new).encode())
+
+    def audit(self, progress: Progress | None = None, chunk_size: int = 10_000
+              ) -> AuditReport:
+        from ledger_adapter.audit import run_audit
+
+        with self._read(snapshot=True) as store:
+            return run_audit(store, self._origin, progress=progress, chunk_size=chunk_size)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _require_head(self, head: Head | None) -> Head:
+        if head is None:
+            raise StoreError("the ledger is not initialised: call initialize() first",
+                             code="not_initialised")
+        return head
+
+    def _check_head(self, head: Head) -> None:
+        if head.origin != self._origin:
+            raise StoreError(f"this database holds the log {head.origin!r}, not "
+                             f"{self._origin!r}", code="wrong_log")
+        self._signer(head)
+
+    def _signer(self, head: Head) -> Ed25519Signer:
+        signer = self._signers.get(head.key_id)
+        if signer is None:
+            have = ", ".join(sorted(self._signers))
+            raise StoreError(f"the log is now signed by key {head.key_id}; this process holds "
+                             f"only {have} (was the key rotated?)", code="wrong_key")
+        return signer
+
+    def _cached(self, store: Store) -> _CachedTiles:
+        return _CachedTiles(store, self._tiles)
+
+    def _check_size(self, store: Store, size: int) -> None:
+        # A log only grows: a size once seen committed stays valid (saves a query).
+        if size <= self._committed_size:
+            return
+        head = self._require_head(store.read_head())
+        self._committed_size = max(self._committed_size, head.size)
+        if size > head.size:
+            raise StoreError(f"the log has {head.size} entries, not {size}",
+                             code="size_out_of_range")
+
+    def _edge(self, store: Store, head: Head) -> dict[int, StoredTile]:
+        with self._edge_lock:
+            cached = self._edge_cache
+        if cached is not None and cached[0] == head.size and cached[1] == head.root:
+            return cached[2]
+        tiles = store.read_tiles(edge_keys(head.size))
+        edge = {key[0]: tiles.get(key, StoredTile(b"", b"")) for key in edge_keys(head.size)}
+        try:
+            ok = edge_root(head.size, {lv: t.hashes for lv, t in edge.items()}) == head.root
+        except StoreError:
+            ok = False
+        if not ok:
+            raise StoreError("the stored tree's right edge does not hash to the head's root: "
+                             "the store was altered; run the audit", code="corrupt")
+        return edge
+
+    def _append(self, store: Store, records: Sequence[Record],
+                extra_signers: Sequence[NoteSigner], head: Head | None = None,
+                next_key_id: str | None = None) -> tuple[Sequence[LedgerEntry], Head]:
+        if head is None:
+            head = self._require_head(store.lock_head())
+        self._check_head(head)
+        signer = self._signer(head)
+        edge = self._edge(store, head)
+        when = self._clock()
+        n = len(records)
+        raw = os.urandom(SALT_SIZE * n)
+        salts = [raw[i:i + SALT_SIZE] for i in range(0, SALT_SIZE * n, SALT_SIZE)]
+        bodies = list(map(_ENCODED, records))
+        sha = hashlib.sha256
+        b64 = binascii.b2a_base64
+        hashes = [sha(b"\x00" + body + b"salt " + b64(salt)).digest()  # b2a_base64 ends in \n
+                  for body, salt in zip(bodies, salts, strict=True)]
+        batch = EntryBatch(head.size, list(map(_KIND, records)),
+                           [r.instance_id for r in records], bodies, salts, hashes, when)
+        ext = extend(head.size, edge, hashes)
+        checkpoint = Checkpoint(self._origin, ext.size, ext.root)
+        note = sign_checkpoint(checkpoint, [signer, *extra_signers])
+        store.write_entries(batch)
+        store.write_tiles(ext.tiles)
+        store.write_checkpoint(CheckpointRow(ext.size, ext.root, note, b"", when))
+        new_head = Head(self._origin, ext.size, ext.root, next_key_id or head.key_id)
+        store.write_head(new_head)
+        with self._edge_lock:
+            self._edge_cache = (ext.size, ext.root, ext.edge)
+        return _Entries(head.size, records, salts, hashes, when), new_head
+
+
+class _Entries(Sequence[LedgerEntry]):
+    """The entries an append made, built when looked at (a bulk append need not)."""
+
+    def __init__(self, start: int, records: Sequence[Record], salts: list[bytes],
+                 hashes: list[bytes], when: dt.datetime) -> None:
+        self._start, self._records, self._salts, self._hashes, self._when = (
+            start, records, salts, hashes, when)
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def _make(self, i: int) -> LedgerEntry:
+        return LedgerEntry(self._start + i, self._records[i], self._salts[i], self._hashes[i],
+                           self._when)
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self._make(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._make(i)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} ledger entries from {self._start}>"
+
+
+class _TileCache:
+    """Recently read *full* tiles (immutable once full), least recently used first out.
+
+    Used by proofs only, never by the audit: it reads storage itself.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._tiles: OrderedDict[TileKey, StoredTile] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: TileKey) -> StoredTile | None:
+        with self._lock:
+            tile = self._tiles.get(key)
+            if tile is not None:
+                self._tiles.move_to_end(key)
+            return tile
+
+    def put(self, key: TileKey, tile: StoredTile) -> None:
+        if self._capacity <= 0 or len(tile.hashes) != TILE_WIDTH * HASH_SIZE:
+            return
+        with self._lock:
+            self._tiles[key] = tile
+            self._tiles.move_to_end(key)
+            while len(self._tiles) > self._capacity:
+                self._tiles.popitem(last=False)
+
+
+class _CachedTiles:
+    """A tile reader: full tiles from the cache, the rest from the store."""
+
+    def __init__(self, store: Store, cache: _TileCache) -> None:
+        self._store = store
+        self._cache = cache
+
+    def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, StoredTile]:
+        out: dict[TileKey, StoredTile] = {}
+        missing: list[TileKey] = []
+        for key in keys:
+            tile = self._cache.get(key)
+            if tile is None:
+                missing.append(key)
+            else:
+                out[key] = tile
+        if missing:
+            for key, tile in self._store.read_tiles(missing).items():
+                out[key] = tile
+                self._cache.put(key, tile)
+        return out
+
+
+def _signed(row: CheckpointRow) -> SignedCheckpoint:
+    return SignedCheckpoint.from_note(row.full_note())
+
+
+def _entry(row: EntryRow) -> LedgerEntry:
+    return LedgerEntry(row.idx, decode_record(row.record), row.salt, row.leaf_hash,
+                       row.created_at)

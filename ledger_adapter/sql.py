@@ -1,0 +1,436 @@
+"""``SqlLedger``: the ledger in the engine's SQL database (SQLite or PostgreSQL).
+
+Tables (``TABLES``; created by :func:`create_tables` until the lead merges
+them into the Alembic migrations):
+
+``ledger_head``         one row (id = 1): origin, tree size, root, current key ID.
+                        Every append locks it: the log's single order.
+``ledger_entries``      idx (leaf index, 0-based), kind, instance_id, record (canonical
+                        ``jrule-record/1`` bytes, without salt), salt (32 bytes, never
+                        published), leaf_hash, created_at.
+``ledger_tiles``        level, idx, width, hashes, nodes: the Merkle tree as C2SP tlog-tiles
+                        (``hashes``: 256 hashes of 32 bytes per full tile; the rightmost tile
+                        of each level grows in place) and each tile's inner nodes, so that
+                        any proof reads a few rows and hashes nothing.
+``ledger_checkpoints``  size, root, note (the signed checkpoint note, UTF-8), cosignatures
+                        (witness signature lines added later), created_at.  One per batch.
+``ledger_keys``         key_id (8 hex), name, public_key, valid_from, valid_to (NULL while
+                        current), retired, created_at.  Retired keys are kept.
+
+Appends join the caller's SQLAlchemy session (its connection and transaction)
+and write in bulk: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+
+On SQLite, writers should hold the write lock from their first statement
+(``BEGIN IMMEDIATE``, as ``engine.runtime.db`` does for its writers); the
+ledger's own transactions ask for it with the ``jrule_write`` execution
+option, which engines made by :func:`sqlite_engine` (and the engine's
+``Database``) honour.  On PostgreSQL, use READ COMMITTED for writers (the
+default); reads run in REPEATABLE READ snapshots.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from ledger_adapter.errors import StoreError
+from ledger_adapter.log import (
+    CheckpointRow,
+    EntryBatch,
+    EntryRow,
+    Head,
+    KeyRow,
+    ScannedEntry,
+    TiledLog,
+    _now,
+)
+from ledger_adapter.merkle import HASH_SIZE
+from ledger_adapter.note import Ed25519Signer
+from ledger_adapter.tile import StoredTile, TileKey
+
+__all__ = [
+    "TABLES",
+    "LedgerBase",
+    "SqlLedger",
+    "create_tables",
+    "drop_tables",
+    "sqlite_engine",
+]
+
+#: The ledger's tables, in creation order.
+TABLES = ("ledger_head", "ledger_entries", "ledger_tiles", "ledger_checkpoints", "ledger_keys")
+
+
+class UTCInstant(TypeDecorator[dt.datetime]):
+    """An aware UTC instant on every backend (stored like ``engine.runtime.models.UTCDateTime``)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect
+                           ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use UTC instants")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect
+                             ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+_ID = BigInteger().with_variant(Integer, "sqlite")  # rowid alias on SQLite
+
+
+class LedgerBase(DeclarativeBase):
+    """The ledger's own declarative base (its tables live beside the engine's)."""
+
+
+class LedgerHead(LedgerBase):
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    origin: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_id: Mapped[str] = mapped_column(String(8))
+
+
+class LedgerEntryRow(LedgerBase):
+    __tablename__ = "ledger_entries"
+
+    idx: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(20))
+    # Not indexed on purpose: the engine keeps the ledger index of each of its rows
+    # (append() returns it), and an index here would halve the append rate.
+    instance_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    record: Mapped[bytes] = mapped_column(LargeBinary)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCInstant())
+
+
+class LedgerTile(LedgerBase):
+    __tablename__ = "ledger_tiles"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    width: Mapped[int] = mapped_column(SmallInteger)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)  # the C2SP tile
+    nodes: Mapped[bytes] = mapped_column(LargeBinary)  # its inner nodes (tile.tile_nodes)
+
+
+class LedgerCheckpoint(LedgerBase):
+    __tablename__ = "ledger_checkpoints"
+
+    size: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    cosignatures: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCInstant())
+
+
+class LedgerKey(LedgerBase):
+    __tablename__ = "ledger_keys"
+
+    key_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    valid_from: Mapped[int] = mapped_column(BigInteger)
+    valid_to: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCInstant())
+
+
+_head = cast(Table, LedgerHead.__table__)
+_entries = cast(Table, LedgerEntryRow.__table__)
+_tiles = cast(Table, LedgerTile.__table__)
+_checkpoints = cast(Table, LedgerCheckpoint.__table__)
+_keys = cast(Table, LedgerKey.__table__)
+
+
+def create_tables(bind: Engine | Connection) -> None:
+    """Create the ledger's tables if missing (until they join the Alembic migrations)."""
+    LedgerBase.metadata.create_all(bind)
+
+
+def drop_tables(bind: Engine | Connection) -> None:
+    LedgerBase.metadata.drop_all(bind)
+
+
+def sqlite_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """A SQLite engine configured as the jrule engine's: WAL, explicit BEGIN / BEGIN IMMEDIATE."""
+    u = make_url(url)
+    engine = create_engine(u, connect_args={"check_same_thread": False}, **kwargs)
+    memory = u.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("jrule_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+# --- the store ------------------------------------------------------------------------
+
+
+class _SqlStore:
+    """One transaction on one connection."""
+
+    def __init__(self, conn: Connection, raw_reads: bool = False) -> None:
+        self._conn = conn
+        self._raw = raw_reads
+        self._dialect = conn.dialect
+        self._pg = conn.dialect.name == "postgresql"
+        self._ph = "%s" if self._pg else "?"
+
+    def _ts(self, value: dt.datetime) -> Any:
+        """``value`` as the driver receives it for a ``UTCInstant`` column."""
+        type_ = UTCInstant()
+        bound = type_.process_bind_param(value, self._dialect)
+        proc = type_.impl_instance.dialect_impl(self._dialect).bind_processor(self._dialect)
+        return proc(bound) if proc is not None else bound
+
+    # reads
+    def lock_head(self) -> Head | None:
+        # An UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) at once.
+        self._conn.exec_driver_sql("UPDATE ledger_head SET size = size WHERE id = 1")
+        return self.read_head()
+
+    # The two reads every proof makes go straight to the driver: a proof is a few
+    # small queries, and building SQLAlchemy statements would cost more than they do.
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        if self._raw:
+            # Straight on the driver's connection, outside any SQLAlchemy transaction:
+            # one statement, read committed (proofs read only immutable rows).
+            driver = self._conn.connection.driver_connection
+            assert driver is not None
+            return list(driver.execute(sql, params).fetchall())
+        return list(self._conn.exec_driver_sql(sql, params).fetchall())
+
+    def read_head(self) -> Head | None:
+        rows = self._query("SELECT origin, size, root, key_id FROM ledger_head WHERE id = 1")
+        return None if not rows else Head(rows[0][0], rows[0][1], bytes(rows[0][2]),
+                                          rows[0][3])
+
+    def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, StoredTile]:
+        if not keys:
+            return {}
+        ph = self._ph
+        where = " OR ".join([f"(level = {ph} AND idx = {ph})"] * len(keys))
+        params = tuple(x for key in keys for x in key)
+        rows = self._query(f"SELECT level, idx, hashes, nodes FROM ledger_tiles WHERE {where}",
+                           params)
+        return {(r[0], r[1]): StoredTile(bytes(r[2]), bytes(r[3])) for r in rows}
+
+    def read_entries(self, start: int, stop: int) -> list[EntryRow]:
+        rows = self._conn.execute(
+            select(_entries.c.idx, _entries.c.kind, _entries.c.instance_id, _entries.c.record,
+                   _entries.c.salt, _entries.c.leaf_hash, _entries.c.created_at)
+            .where(_entries.c.idx >= start, _entries.c.idx < stop).order_by(_entries.c.idx))
+        return [EntryRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), bytes(r[5]), r[6])
+                for r in rows]
+
+    def scan_entries(self, start: int, stop: int) -> list[ScannedEntry]:
+        ph = self._ph
+        rows = self._conn.exec_driver_sql(
+            "SELECT idx, kind, instance_id, record, salt, leaf_hash FROM ledger_entries "
+            f"WHERE idx >= {ph} AND idx < {ph} ORDER BY idx", (start, stop))
+        return [(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), bytes(r[5])) for r in rows]
+
+    def _checkpoint_rows(self, stmt: Any) -> list[CheckpointRow]:
+        return [CheckpointRow(r[0], bytes(r[1]), r[2].encode("utf-8"), r[3].encode("utf-8"),
+                              r[4]) for r in self._conn.execute(stmt)]
+
+    def _cp_select(self) -> Any:
+        c = _checkpoints.c
+        return select(c.size, c.root, c.note, c.cosignatures, c.created_at)
+
+    def read_checkpoint(self, size: int | None) -> CheckpointRow | None:
+        c = _checkpoints.c
+        stmt = self._cp_select()
+        stmt = (stmt.order_by(c.size.desc()).limit(1) if size is None
+                else stmt.where(c.size == size))
+        rows = self._checkpoint_rows(stmt)
+        return rows[0] if rows else None
+
+    def read_checkpoints(self, after: int, limit: int) -> list[CheckpointRow]:
+        c = _checkpoints.c
+        return self._checkpoint_rows(self._cp_select().where(c.size > after)
+                                     .order_by(c.size).limit(limit))
+
+    def read_tile_range(self, level: int, start: int, limit: int
+                        ) -> list[tuple[int, StoredTile]]:
+        rows = self._conn.execute(
+            select(_tiles.c.idx, _tiles.c.hashes, _tiles.c.nodes)
+            .where(_tiles.c.level == level, _tiles.c.idx >= start)
+            .order_by(_tiles.c.idx).limit(limit))
+        return [(r[0], StoredTile(bytes(r[1]), bytes(r[2]))) for r in rows]
+
+    def tile_levels(self) -> list[int]:
+        return [r[0] for r in self._conn.execute(
+            select(_tiles.c.level).distinct().order_by(_tiles.c.level))]
+
+    def read_keys(self) -> list[KeyRow]:
+        k = _keys.c
+        rows = self._conn.execute(select(k.key_id, k.name, k.public_key, k.valid_from,
+                                         k.valid_to, k.retired, k.created_at))
+        return [KeyRow(r[0], r[1], bytes(r[2]), r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+    # writes
+    def write_entries(self, batch: EntryBatch) -> None:
+        if not batch.records:
+            return
+        cols = "idx, kind, instance_id, record, salt, leaf_hash, created_at"
+        params = batch.columns(self._ts(batch.created_at))
+        if self._pg:
+            driver = self._conn.connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cur, cur.copy(
+                    f"COPY ledger_entries ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["bigint", "text", "text", "bytea", "bytea", "bytea",
+                                "timestamptz"])
+                for row in params:
+                    copy.write_row(row)
+        else:
+            driver = self._conn.connection.driver_connection
+            assert driver is not None
+            # The driver's executemany takes the rows lazily (SQLAlchemy's wants a list).
+            driver.executemany(
+                f"INSERT INTO ledger_entries ({cols}) VALUES ({', '.join(['?'] * 7)})", params)
+
+    def write_tiles(self, tiles: Mapping[TileKey, StoredTile]) -> None:
+        if not tiles:
+            return
+        ph = ", ".join([self._ph] * 5)
+        self._conn.exec_driver_sql(
+            f"INSERT INTO ledger_tiles (level, idx, width, hashes, nodes) VALUES ({ph}) "
+            "ON CONFLICT (level, idx) DO UPDATE SET width = excluded.width, "
+            "hashes = excluded.hashes, nodes = excluded.nodes",
+            [(lv, i, len(t.hashes) // HASH_SIZE, t.hashes, t.nodes)
+             for (lv, i), t in sorted(tiles.items())])
+
+    def write_checkpoint(self, row: CheckpointRow) -> None:
+        ph = ", ".join([self._ph] * 5)
+        self._conn.exec_driver_sql(
+            "INSERT INTO ledger_checkpoints (size, root, note, cosignatures, created_at) "
+            f"VALUES ({ph})", (row.size, row.root, row.note.decode("utf-8"),
+                               row.cosignatures.decode("utf-8"), self._ts(row.created_at)))
+
+    def write_cosignatures(self, size: int, cosignatures: bytes) -> None:
+        self._conn.execute(update(_checkpoints).where(_checkpoints.c.size == size)
+                           .values(cosignatures=cosignatures.decode("utf-8")))
+
+    def write_head(self, head: Head, create: bool = False) -> None:
+        values = {"origin": head.origin, "size": head.size, "root": head.root,
+                  "key_id": head.key_id}
+        if create:
+            self._conn.execute(_head.insert().values(id=1, **values))
+        else:
+            ph = self._ph
+            self._conn.exec_driver_sql(
+                f"UPDATE ledger_head SET origin = {ph}, size = {ph}, root = {ph}, "
+                f"key_id = {ph} WHERE id = 1", (head.origin, head.size, head.root, head.key_id))
+
+    def write_key(self, row: KeyRow, create: bool = False) -> None:
+        values = {"name": row.name, "public_key": row.public_key, "valid_from": row.valid_from,
+                  "valid_to": row.valid_to, "retired": row.retired,
+                  "created_at": row.created_at}
+        if create:
+            self._conn.execute(_keys.insert().values(key_id=row.key_id, **values))
+        else:
+            self._conn.execute(update(_keys).where(_keys.c.key_id == row.key_id).values(**values))
+
+
+class SqlLedger(TiledLog):
+    """A :class:`~ledger_adapter.protocol.Ledger` stored in the engine's database.
+
+    ``bind`` is the engine's SQLAlchemy ``Engine``; the tables must exist
+    (:func:`create_tables`) and the log must be initialised once
+    (:meth:`initialize`, idempotent: call it at start-up).  Proofs keep up to
+    ``tile_cache`` full tiles (16 KB each, immutable) in memory.
+    """
+
+    def __init__(self, bind: Engine, origin: str, signer: Ed25519Signer,
+                 *more_signers: Ed25519Signer,
+                 clock: Callable[[], dt.datetime] = _now, tile_cache: int = 1024) -> None:
+        super().__init__(origin, [signer, *more_signers], clock, tile_cache)
+        self._engine = bind
+        self._pg = bind.dialect.name == "postgresql"
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @contextmanager
+    def _write(self, session: Session | None) -> Iterator[_SqlStore]:
+        if session is not None:
+            conn = session.connection()
+            if conn.engine.url != self._engine.url:
+                raise StoreError("the session is bound to another database than the "
+                                 "ledger's", code="wrong_database")
+            yield _SqlStore(conn)
+            return
+        with self._engine.execution_options(jrule_write=True).begin() as conn:
+            yield _SqlStore(conn)
+
+    @contextmanager
+    def _read(self, snapshot: bool = False) -> Iterator[_SqlStore]:
+        if not snapshot:
+            with self._engine.connect() as conn:
+                yield _SqlStore(conn, raw_reads=not self._pg)
+            return
+        # A snapshot: one transaction (REPEATABLE READ on PostgreSQL; on SQLite a read
+        # transaction in WAL mode is one).
+        engine = (self._engine.execution_options(isolation_level="REPEATABLE READ")
+                  if self._pg else self._engine)
+        with engine.connect() as conn, conn.begin():
+            yield _SqlStore(conn)
+
+
+if TYPE_CHECKING:
+    from ledger_adapter.protocol import Ledger
+
+    def _is_a_ledger(ledger: SqlLedger) -> Ledger:  # mypy checks the protocol is met
+        return ledger

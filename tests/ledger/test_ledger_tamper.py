@@ -1,0 +1,240 @@
+"""Change a stored row directly (SQL UPDATE/DELETE, or the memory ledger's rows) and the
+audit names it: the table, the row and, where it can tell, the column."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from ledger_support import Backend, seeded_signer, transition
+
+from ledger_adapter.log import TiledLog
+from ledger_adapter.memory import MemoryLedger
+from ledger_adapter.note import sign_note
+
+SIZES = (300, 300, 100)  # checkpoints at 300, 600, 700; tiles (0,0) (0,1) (0,2.p) (1,0.p)
+
+
+class Tamper:
+    """Alter stored rows the same way on every backend."""
+
+    def __init__(self, backend: Backend, ledger: TiledLog) -> None:
+        self.b = backend
+        self.ledger = ledger
+        self.mem = ledger.data if isinstance(ledger, MemoryLedger) else None
+
+    def entry(self, index: int, **cols: Any) -> None:
+        if self.mem is not None:
+            rows = self.mem.entries
+            rows[index] = rows[index]._replace(**cols)
+            return
+        sets = ", ".join(f"{k} = :{k}" for k in cols)
+        self.b.execute(f"UPDATE ledger_entries SET {sets} WHERE idx = :i", i=index, **cols)
+
+    def get_entry(self, index: int) -> Any:
+        if self.mem is not None:
+            row = self.mem.entries[index]
+            return row.record, row.salt, row.leaf_hash
+        with self.b.engine.connect() as conn:
+            from sqlalchemy import text
+
+            return conn.execute(text("SELECT record, salt, leaf_hash FROM ledger_entries "
+                                     "WHERE idx = :i"), {"i": index}).one()
+
+    def delete_entry(self, index: int) -> None:
+        if self.mem is not None:
+            del self.mem.entries[index]
+            return
+        self.b.execute("DELETE FROM ledger_entries WHERE idx = :i", i=index)
+
+    def tile(self, level: int, index: int, change: Callable[[bytes], bytes] | None,
+             column: str = "hashes") -> None:
+        if self.mem is not None:
+            if change is None:
+                del self.mem.tiles[(level, index)]
+            else:
+                t = self.mem.tiles[(level, index)]
+                self.mem.tiles[(level, index)] = t._replace(
+                    **{column: change(getattr(t, column))})
+            return
+        if change is None:
+            self.b.execute("DELETE FROM ledger_tiles WHERE level = :l AND idx = :i",
+                           l=level, i=index)
+            return
+        from sqlalchemy import text
+
+        with self.b.engine.begin() as conn:
+            data = conn.execute(text(f"SELECT {column} FROM ledger_tiles WHERE level = :l "
+                                     "AND idx = :i"), {"l": level, "i": index}).scalar_one()
+            conn.execute(text(f"UPDATE ledger_tiles SET {column} = :h WHERE level = :l AND "
+                              "idx = :i"), {"h": change(bytes(data)), "l": level, "i": index})
+
+    def checkpoint(self, size: int, **cols: Any) -> None:
+        if self.mem is not None:
+            row = self.mem.checkpoints[size]
+            self.mem.checkpoints[size] = replace(row, **cols)
+            return
+        values = {k: (v.decode() if isinstance(v, bytes) and k in ("note", "cosignatures")
+                      else v) for k, v in cols.items()}
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        self.b.execute(f"UPDATE ledger_checkpoints SET {sets} WHERE size = :s", s=size,
+                       **values)
+
+    def get_checkpoint_note(self, size: int) -> bytes:
+        return self.ledger.checkpoint_at(size).note
+
+    def head(self, **cols: Any) -> None:
+        if self.mem is not None:
+            assert self.mem.head is not None
+            self.mem.head = replace(self.mem.head, **cols)
+            return
+        sets = ", ".join(f"{k} = :{k}" for k in cols)
+        self.b.execute(f"UPDATE ledger_head SET {sets} WHERE id = 1", **cols)
+
+    def key(self, key_id: str, **cols: Any) -> None:
+        if self.mem is not None:
+            self.mem.keys[key_id] = replace(self.mem.keys[key_id], **cols)
+            return
+        sets = ", ".join(f"{k} = :{k}" for k in cols)
+        self.b.execute(f"UPDATE ledger_keys SET {sets} WHERE key_id = :k", k=key_id, **cols)
+
+
+def flip_hash(data: bytes, position: int) -> bytes:
+    i = position * 32
+    return data[:i] + bytes([data[i] ^ 1]) + data[i + 1:]
+
+
+def _ledger(backend: Backend) -> tuple[TiledLog, Tamper]:
+    ledger = backend.make()
+    i = 0
+    for n in SIZES:
+        ledger.append([transition(i + k) for k in range(n)])
+        i += n
+    assert ledger.audit().ok
+    return ledger, Tamper(backend, ledger)
+
+
+def _salt_line(salt: bytes) -> bytes:
+    return b"salt " + base64.b64encode(salt) + b"\n"
+
+
+def change_record(t: Tamper) -> None:
+    row = t.get_entry(417)
+    t.entry(417, record=bytes(row[0]).replace(b"seq 417", b"seq 418"))
+
+
+def change_record_noncanonically(t: Tamper) -> None:
+    row = t.get_entry(417)
+    t.entry(417, record=bytes(row[0]).replace(b"seq 417", b"seq 0417"))
+
+
+def change_salt(t: Tamper) -> None:
+    t.entry(12, salt=b"\x00" * 32)
+
+
+def change_leaf_hash(t: Tamper) -> None:
+    t.entry(650, leaf_hash=b"\x07" * 32)
+
+
+def rewrite_entry_everywhere(t: Tamper) -> None:
+    """Change a record and recompute its leaf hash and tile: only the signature stops it."""
+    import hashlib
+
+    row = t.get_entry(5)
+    record = bytes(row[0]).replace(b"seq 5", b"seq 6")
+    leaf = hashlib.sha256(b"\x00" + record + _salt_line(bytes(row[1]))).digest()
+    t.entry(5, record=record, leaf_hash=leaf)
+    t.tile(0, 0, lambda d: d[:5 * 32] + leaf + d[6 * 32:])
+    from ledger_adapter.tile import tile_nodes  # keep the tile's inner nodes consistent too
+
+    if t.mem is not None:
+        stored = t.mem.tiles[(0, 0)]
+        t.mem.tiles[(0, 0)] = stored._replace(nodes=tile_nodes(stored.hashes))
+    else:
+        from sqlalchemy import text
+
+        with t.b.engine.begin() as conn:
+            data = conn.execute(text("SELECT hashes FROM ledger_tiles WHERE level = 0 AND "
+                                     "idx = 0")).scalar_one()
+            conn.execute(text("UPDATE ledger_tiles SET nodes = :n WHERE level = 0 AND idx = 0"),
+                         {"n": tile_nodes(bytes(data))})
+
+
+CASES: list[tuple[str, Callable[[Tamper], None], str, str]] = [
+    ("record", change_record, "entry.content_altered", "ledger_entries[index=417]"),
+    ("record not canonical", change_record_noncanonically, "entry.record_malformed",
+     "ledger_entries[index=417].record"),
+    ("salt", change_salt, "entry.content_altered", "ledger_entries[index=12]"),
+    ("leaf hash", change_leaf_hash, "entry.leaf_hash_altered",
+     "ledger_entries[index=650].leaf_hash"),
+    ("kind", lambda t: t.entry(3, kind="deployment"), "entry.kind_mismatch",
+     "ledger_entries[index=3].kind"),
+    ("instance", lambda t: t.entry(3, instance_id="case-other"), "entry.instance_mismatch",
+     "ledger_entries[index=3].instance_id"),
+    ("deleted entry", lambda t: t.delete_entry(250), "entry.missing",
+     "ledger_entries[index=250]"),
+    ("level-0 tile", lambda t: t.tile(0, 1, lambda d: flip_hash(d, 7)), "tile.hash_mismatch",
+     "ledger_tiles[level=0,index=1]"),
+    ("partial tile", lambda t: t.tile(0, 2, lambda d: flip_hash(d, 0)), "tile.hash_mismatch",
+     "ledger_tiles[level=0,index=2]"),
+    ("level-1 tile", lambda t: t.tile(1, 0, lambda d: flip_hash(d, 1)), "tile.hash_mismatch",
+     "ledger_tiles[level=1,index=0]"),
+    ("tile inner nodes", lambda t: t.tile(0, 1, lambda d: flip_hash(d, 3), "nodes"),
+     "tile.nodes_mismatch", "ledger_tiles[level=0,index=1].nodes"),
+    ("deleted tile", lambda t: t.tile(0, 0, None), "tile.missing",
+     "ledger_tiles[level=0,index=0]"),
+    ("truncated tile", lambda t: t.tile(0, 1, lambda d: d[:-32]), "tile.width",
+     "ledger_tiles[level=0,index=1]"),
+    ("rewritten entry", rewrite_entry_everywhere, "checkpoint.root_mismatch",
+     "ledger_checkpoints[size=300]"),
+    ("checkpoint root column", lambda t: t.checkpoint(600, root=b"\x01" * 32),
+     "checkpoint.root_column", "ledger_checkpoints[size=600].root"),
+    ("checkpoint note", lambda t: t.checkpoint(
+        600, note=t.get_checkpoint_note(600).replace(b"\n600\n", b"\n601\n")),
+     "checkpoint.bad_signature", "ledger_checkpoints[size=600].note"),
+    ("checkpoint signed by another key", lambda t: t.checkpoint(
+        300, note=sign_note(t.ledger.checkpoint_at(300).checkpoint.text(),
+                            [seeded_signer(seed="thief")])),
+     "checkpoint.unsigned", "ledger_checkpoints[size=300].note"),
+    ("checkpoint cosignatures", lambda t: t.checkpoint(300, cosignatures=b"garbage\n"),
+     "checkpoint.cosignature_malformed", "ledger_checkpoints[size=300].cosignatures"),
+    ("head root", lambda t: t.head(root=b"\x02" * 32), "head.root", "ledger_head.root"),
+    ("head size", lambda t: t.head(size=650), "head.size", "ledger_head.size"),
+    ("key range", lambda t: t.key(f"{seeded_signer().key_id:08x}", valid_from=5),
+     "key.range", f"ledger_keys[key_id={seeded_signer().key_id:08x}]"),
+]
+
+
+@pytest.mark.parametrize("name,tamper,code,location", CASES, ids=[c[0] for c in CASES])
+def test_the_audit_names_the_changed_row(backend: Backend, name: str,
+                                         tamper: Callable[[Tamper], None], code: str,
+                                         location: str) -> None:
+    _, t = _ledger(backend)
+    tamper(t)
+    report = t.ledger.audit(chunk_size=100)
+    assert not report.ok
+    found = [(f.code, f.location) for f in report.findings]
+    assert (code, location) in found, report.text()
+    assert report.findings[0].location.startswith(location.split("[")[0]), report.text()
+
+
+def test_one_altered_record_is_one_finding_not_a_cascade(backend: Backend) -> None:
+    _, t = _ledger(backend)
+    change_record(t)
+    report = t.ledger.audit()
+    assert [f.code for f in report.findings] == ["entry.content_altered"], report.text()
+
+
+def test_findings_are_capped_but_counted(backend: Backend) -> None:
+    ledger, t = _ledger(backend)
+    for i in range(0, 40):
+        t.entry(i, kind="admin")
+    from ledger_adapter.audit import run_audit
+
+    with ledger._read() as store:
+        report = run_audit(store, ledger.origin, max_findings=10)
+    assert report.findings_total == 40 and len(report.findings) == 10
+    assert "and 30 more" in report.text()
