@@ -55,6 +55,7 @@ class EngineScheduler:
         self._wake_at: dt.datetime | None = None
         self._running = False
         self._again = False
+        self._wake_count = 0
         self.runs = 0
         self.fired = 0
         self.last_error: BaseException | None = None
@@ -152,8 +153,13 @@ class EngineScheduler:
             if self._wake_at is not None and self._wake_at <= run_at:
                 return  # an earlier wake-up is already set
             self._wake_at = run_at
-        self._scheduler.add_job(self._run, "date", run_date=run_at, id="wake",
-                                replace_existing=True)
+        # A fresh job id per wake-up: re-using one id made APScheduler skip a wake-up
+        # whose predecessor was still finishing ("maximum number of running
+        # instances reached"), and the wake-up was lost.  The executor has one
+        # thread, so runs still never overlap.
+        self._wake_count += 1
+        self._scheduler.add_job(self._run, "date", run_date=run_at,
+                                id=f"wake-{self._wake_count}")
 
     def status(self) -> dict[str, Any]:
         return {"runs": self.runs, "fired": self.fired,
