@@ -18,12 +18,13 @@ __all__ = ["main"]
 
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("engine.audit", "check the whole store against the ledger and replays"),
     "check": ("rules_dsl.commands.check", "report every error and warning in .jrule files"),
     "compile": ("rules_dsl.commands.compile", "compile a .jrule file to its canonical IR"),
     "fmt": ("rules_dsl.commands.fmt", "format .jrule files in the one canonical layout"),
     "graph": ("rules_dsl.commands.graph", "draw a contract's state machine"),
     "period": ("contracts_lib.period_tool", "compute a legal period's last day"),
-    "run": ("engine.demo", "run the sandbox demo: examples deployed, demo cases on a virtual clock"),
+    "run": ("engine.demo", "the sandbox demo: examples deployed, cases on a virtual clock"),
     "simulate": ("engine.simulate", "run a contract on a timeline of events, without a database"),
     "verify": ("ledger_adapter.commands.verify", "check a ledger receipt offline"),
     "witness": ("ledger_adapter.commands.witness", "check and cosign ledger checkpoints"),

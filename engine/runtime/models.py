@@ -135,6 +135,8 @@ class InputLog(Base):
     state_hash: Mapped[str] = mapped_column(_HASH)  # state after applying it
     at: Mapped[dt.datetime] = mapped_column(_UTC)  # the input's instant (legal time)
     recorded_at: Mapped[dt.datetime] = mapped_column(_UTC)  # wall clock when stored
+    #: index of its ``transition`` record in the ledger (None: no ledger configured)
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TimerRow(Base):

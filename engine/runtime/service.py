@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 
 from contracts_lib.calendar import Calendar, load_calendar
 from engine.core import Fault, Rejected, StepResult, step
@@ -75,6 +76,9 @@ from engine.state import (
     input_from_json,
     state_from_json,
 )
+
+if TYPE_CHECKING:
+    from ledger_adapter.sql import SqlLedger
 
 __all__ = ["EngineService", "EventSubmission", "NewInstance"]
 
@@ -161,7 +165,7 @@ class EngineService:
                  calendar: Calendar | None = None, mode: str = "production", *,
                  calendars: Iterable[Calendar] = (), migrate: bool = True,
                  engine_lock: bool = True, cache_size: int = 10_000,
-                 db: Database | None = None) -> None:
+                 db: Database | None = None, ledger: SqlLedger | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         check_clock(self.clock, mode)
         self.mode = mode
@@ -174,6 +178,13 @@ class EngineService:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._listeners: list[Callable[[dt.datetime | None], None]] = []
+        #: the tamper-evident ledger every applied input is recorded in (optional)
+        self.ledger = ledger
+        if ledger is not None:
+            from ledger_adapter.sql import create_tables
+
+            create_tables(self.db.engine)
+            ledger.initialize()
 
     def close(self) -> None:
         self.db.close()
@@ -234,6 +245,10 @@ class EngineService:
                         })
                     if rows:
                         conn.execute(insert(T_VERSIONS), rows)
+                        if self.ledger is not None:
+                            from engine.runtime.ledger import deployment_record
+
+                            self._append(conn, [deployment_record(r) for r in rows])
                 self._names.clear()
                 return ids
             except IntegrityError:
@@ -331,6 +346,7 @@ class EngineService:
                 with self.db.write() as conn:
                     outcomes = self._apply_all(conn, unit, commands)
                     unit.flush(conn)
+                    self._record(conn, unit)
                 self._committed(unit)
                 return outcomes
             except (IntegrityError, StaleInstance, DBAPIError) as exc:
@@ -343,6 +359,41 @@ class EngineService:
                     raise
                 log.info("retrying after a conflict: %s", exc)
         raise AssertionError("unreachable")
+
+    # --- the ledger --------------------------------------------------------------
+    def _append(self, conn: Connection, records: Sequence[Any]) -> list[int]:
+        """Append ``records`` to the ledger inside ``conn``'s transaction; their indexes."""
+        assert self.ledger is not None
+        with Session(bind=conn) as session:
+            entries = self.ledger.append(records, session=session)
+            session.flush()
+        return [e.index for e in entries]
+
+    def _record(self, conn: Connection, unit: Unit) -> None:
+        """Log the unit's inputs in the ledger (the last step of the transaction).
+
+        One ``transition`` record per input-log row (and a ``migration`` record
+        after a migration's); the transition's index is stored in the row's
+        ``ledger_index``.  Runs inside the writer transaction: a rollback
+        removes both the rows and the ledger entries.
+        """
+        if self.ledger is None or not unit.inputs:
+            return
+        from engine.runtime.ledger import migration_record, transition_record
+
+        records: list[Any] = []
+        positions: list[int] = []
+        for row in unit.inputs:
+            positions.append(len(records))
+            records.append(transition_record(row))
+            if row["kind"] == "migrate":
+                records.append(migration_record(row))
+        indexes = self._append(conn, records)
+        conn.execute(update(T_INPUTS).where(
+            T_INPUTS.c.instance_id == bindparam("b_instance"),
+            T_INPUTS.c.seq == bindparam("b_seq")).values(ledger_index=bindparam("v_index")),
+            [{"b_instance": row["instance_id"], "b_seq": row["seq"], "v_index": indexes[i]}
+             for row, i in zip(unit.inputs, positions, strict=True)])
 
     def _committed(self, unit: Unit) -> None:
         with self._cache_lock:
@@ -650,6 +701,7 @@ class EngineService:
                         fired += sum(1 for e in outcome.explanations
                                      if e["kind"] in ("deadline", "approval_timeout"))
                     unit.flush(conn)
+                    self._record(conn, unit)
                 self._committed(unit)
                 return len(ids), fired
             except (IntegrityError, StaleInstance, DBAPIError) as exc:
@@ -902,6 +954,7 @@ class EngineService:
                         T_MIGRATIONS.c.instance_id == instance_id,
                         T_MIGRATIONS.c.to_contract != to_contract_id,
                     ).values(active=False))
+                    self._record(conn, unit)
                 self._committed(unit)
                 return report
             except (IntegrityError, StaleInstance):

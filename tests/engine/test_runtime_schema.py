@@ -18,7 +18,7 @@ from runtime_support import BACKENDS, PG_URL, ROOT, make_url, pg_admin, pg_schem
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from engine.runtime.clock import SystemClock, VirtualClock, check_clock
-from engine.runtime.db import Database, normalize_url, open_database, upgrade
+from engine.runtime.db import HEAD_REVISION, Database, normalize_url, open_database, upgrade
 from engine.runtime.errors import ClockNotAllowed, EngineLocked
 from engine.runtime.models import Base
 from engine.runtime.service import EngineService
@@ -72,7 +72,7 @@ def test_alembic_head_is_the_models_schema(two_urls: tuple[str, str]) -> None:
         assert diffs == []
         upgrade(migrated_url)  # idempotent: already at head
         with migrated.connect() as conn:
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == HEAD_REVISION
     finally:
         migrated.dispose()
         created.dispose()
