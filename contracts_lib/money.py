@@ -49,6 +49,12 @@ _ROUNDING_CONTEXT: Final = decimal.Context(
 """Used only where rounding is explicitly asked for (:meth:`Money.round`)."""
 
 _FEN: Final = Decimal("0.01")
+_ZERO_FEN: Final = Decimal("0.00")
+_FAST_MAX_LEN: Final = 30
+"""Canonical text up to this length has at most 29 digits: well within the precision."""
+_add: Final = _CONTEXT.add
+_subtract: Final = _CONTEXT.subtract
+_set: Final = object.__setattr__  # Money is frozen: values are set once, when made
 _NUMBER_RE: Final = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
 _CANONICAL_RE: Final = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]{2}")
 
@@ -95,7 +101,7 @@ def _reject_non_decimal(value: object, what: str) -> None:
         )
 
 
-@dataclass(frozen=True, init=False, eq=False, repr=False)
+@dataclass(frozen=True, init=False, eq=False, repr=False, slots=True)
 class Money:
     """An amount in yuan, exact to the fen (``amount`` is a Decimal with 2 places).
 
@@ -111,6 +117,13 @@ class Money:
     amount: Decimal
 
     def __init__(self, value: str | int | Decimal) -> None:
+        if value.__class__ is str and len(value) <= _FAST_MAX_LEN \
+                and _CANONICAL_RE.fullmatch(value):
+            # Fast path: canonical text ("1234.50") is already exact to the fen, so
+            # the checks below could not change it; only -0.00 needs normalising.
+            number = Decimal(value)
+            _set(self, "amount", number if number else _ZERO_FEN)
+            return
         _reject_non_decimal(value, "an amount of money")
         if isinstance(value, str):
             if not _NUMBER_RE.fullmatch(value):
@@ -131,6 +144,12 @@ class Money:
     @classmethod
     def parse(cls, value: str | int | Decimal) -> Money:
         """Same as ``Money(value)``."""
+        if cls is Money and value.__class__ is str and len(value) <= _FAST_MAX_LEN \
+                and _CANONICAL_RE.fullmatch(value):
+            money = _Fresh()  # canonical text is already exact to the fen: see _exact
+            money.amount = Decimal(value) or _ZERO_FEN
+            money.__class__ = Money  # type: ignore[assignment]
+            return money  # type: ignore[return-value]
         return cls(value)
 
     @classmethod
@@ -168,10 +187,21 @@ class Money:
     @staticmethod
     def total(amounts: Iterable[Money]) -> Money:
         """Return the sum of ``amounts`` (``ZERO`` for none)."""
-        result = ZERO
-        for amount in amounts:
-            result = result + amount
-        return result
+        total = _ZERO_FEN
+        add = _CONTEXT.add
+        items = iter(amounts)
+        for amount in items:
+            if amount.__class__ is not Money and not isinstance(amount, Money):
+                # the same TypeError as ``Money + other`` gives, from the same place
+                result = _exact(total) + amount
+                for rest in items:
+                    result = result + rest
+                return result
+            total = add(total, amount.amount)  # exact, or raises (Inexact) like ``+``
+        money = _Fresh()  # see _exact
+        money.amount = total or _ZERO_FEN
+        money.__class__ = Money  # type: ignore[assignment]
+        return money  # type: ignore[return-value]
 
     def to_json(self) -> str:
         """Return the canonical encoding: exactly two decimals, e.g. ``"1234.50"``."""
@@ -195,14 +225,20 @@ class Money:
         return hash((Money, self.amount))
 
     def __add__(self, other: Money) -> Money:
-        if not isinstance(other, Money):
+        if other.__class__ is not Money and not isinstance(other, Money):
             return NotImplemented
-        return _exact(_CONTEXT.add(self.amount, other.amount))
+        money = _Fresh()  # see _exact
+        money.amount = _add(self.amount, other.amount) or _ZERO_FEN
+        money.__class__ = Money  # type: ignore[assignment]
+        return money  # type: ignore[return-value]
 
     def __sub__(self, other: Money) -> Money:
-        if not isinstance(other, Money):
+        if other.__class__ is not Money and not isinstance(other, Money):
             return NotImplemented
-        return _exact(_CONTEXT.subtract(self.amount, other.amount))
+        money = _Fresh()  # see _exact
+        money.amount = _subtract(self.amount, other.amount) or _ZERO_FEN
+        money.__class__ = Money  # type: ignore[assignment]
+        return money  # type: ignore[return-value]
 
     def __neg__(self) -> Money:
         return _exact(_CONTEXT.minus(self.amount))
@@ -233,34 +269,57 @@ class Money:
     __rmul__ = __mul__
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Money):
+        if other.__class__ is Money or isinstance(other, Money):
             return self.amount == other.amount
         _refuse_comparison(other)
         return NotImplemented
 
+    def __ne__(self, other: object) -> bool:
+        if other.__class__ is Money or isinstance(other, Money):
+            return self.amount != other.amount
+        _refuse_comparison(other)
+        return NotImplemented
+
     def __lt__(self, other: Money) -> bool:
+        if other.__class__ is Money:
+            return self.amount < other.amount
         return self.amount < _comparable(other)
 
     def __le__(self, other: Money) -> bool:
+        if other.__class__ is Money:
+            return self.amount <= other.amount
         return self.amount <= _comparable(other)
 
     def __gt__(self, other: Money) -> bool:
+        if other.__class__ is Money:
+            return self.amount > other.amount
         return self.amount > _comparable(other)
 
     def __ge__(self, other: Money) -> bool:
+        if other.__class__ is Money:
+            return self.amount >= other.amount
         return self.amount >= _comparable(other)
 
 
-_ZERO_FEN = Decimal("0.00")
+class _Fresh:
+    """A Money being made: the same slot, still writable (see :func:`_exact`)."""
+
+    __slots__ = ("amount",)
+    amount: Decimal
 
 
 def _exact(amount: Decimal) -> Money:
     """Money from a Decimal already exact to the fen (the sum, difference, negation
     or integer multiple of fen amounts), without re-validating it: the hot path of
-    every engine step.  Zero is normalised so there is no -0.00."""
-    money = object.__new__(Money)
-    object.__setattr__(money, "amount", _ZERO_FEN if amount.is_zero() else amount)
-    return money
+    every engine step.  Zero is normalised so there is no -0.00.
+
+    The object is filled as a :class:`_Fresh` (same layout as Money) and then
+    becomes a Money, frozen like any other: cheaper than ``object.__setattr__``.
+    """
+    money = _Fresh()
+    money.amount = amount or _ZERO_FEN
+    money.__class__ = Money  # type: ignore[assignment]
+    return money  # type: ignore[return-value]
 
 
 def _refuse_comparison(other: object) -> None:

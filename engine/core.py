@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import is_, itemgetter
+from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -34,8 +37,15 @@ from contracts_lib.periods import (
     period_start_before,
     repeat_count,
 )
+from engine._fast import positional
 from engine.explain import DeadlineNote, Explanation
-from engine.program import CompiledDeadline, Frame, Program, RuntimeFault, run_rule
+from engine.program import (
+    CompiledDeadline,
+    CompiledTransition,
+    Frame,
+    Program,
+    RuntimeFault,
+)
 from engine.state import (
     ActionEffect,
     ApprovalEffect,
@@ -46,6 +56,7 @@ from engine.state import (
     Input,
     InstanceState,
     PendingApproval,
+    Tick,
     Timer,
 )
 from engine.values import Value, ValueError_, from_json
@@ -82,6 +93,46 @@ class StepResult:
     explanations: tuple[Explanation, ...]
 
 
+# Positional constructors (all fields, in declaration order): see engine/_fast.py.
+_make_state = positional(InstanceState)
+_make_result = positional(StepResult)
+_make_explanation = positional(Explanation)
+_make_timer = positional(Timer)
+_make_note = positional(DeadlineNote)
+_make_action = positional(ActionEffect)
+
+
+def _frame(terms: dict[str, Value], vars_: dict[str, Value], today: dt.date, now: dt.datetime,
+           calendar: Calendar, payload: Mapping[str, Value], event_dates: Mapping[str, dt.date],
+           event_payloads: Mapping[str, Mapping[str, Value]],
+           deadline_days: Mapping[str, dt.date]) -> Frame:
+    """``Frame(terms, vars_, ...)`` with an empty log, without the generated
+    ``__init__``'s default handling (every frame of ``step`` gives all of these)."""
+    f = _new_object(Frame)
+    f.terms = terms
+    f.vars = vars_
+    f.today = today
+    f.now = now
+    f.calendar = calendar
+    f.payload = payload
+    f.event_dates = event_dates
+    f.event_payloads = event_payloads
+    f.deadline_days = deadline_days
+    f.entering = None
+    f.log = []
+    f.goto = None
+    return f
+
+
+_new_object = object.__new__
+_first = itemgetter(0)
+
+#: a frame's (read-only, empty) deadline days or events' memory, where nothing can
+#: write them: rules that never read deadline days, an event or tick path that
+#: remembers nothing
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
 @functools.cache
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
@@ -92,16 +143,59 @@ def legal_date(instant: dt.datetime, calendar: Calendar) -> dt.date:
     return instant.astimezone(_zone(calendar.timezone)).date()
 
 
+# Pure functions of immutable arguments, cached: a deadline's day and instant depend
+# only on (anchor, amount, unit, calendar data) and (day, time zone), never on which
+# instance or step asks, so a cache cannot change a result, only skip recomputing it.
+# A calendar's data is identified by its content hash, a unit (an enum member, one
+# object for the life of the process) by its id: both cheaper to hash than the objects.
+_PERIODS: dict[tuple[Any, ...], Any] = {}
+_PERIODS_MAX = 16384
+
+
+def _period_end(start: dt.date, amount: int, unit: PeriodUnit, calendar: Calendar) -> Any:
+    """:func:`contracts_lib.periods.period_end`, cached."""
+    key = (0, start, amount, id(unit), calendar.content_hash)
+    result = _PERIODS.get(key)
+    if result is None:
+        result = period_end(start, amount, unit, calendar)
+        if len(_PERIODS) >= _PERIODS_MAX:
+            _PERIODS.clear()
+        _PERIODS[key] = result
+    return result
+
+
+def _period_start_before(anchor: dt.date, amount: int, unit: PeriodUnit,
+                         calendar: Calendar) -> Any:
+    """:func:`contracts_lib.periods.period_start_before`, cached."""
+    key = (1, anchor, amount, id(unit), calendar.content_hash)
+    result = _PERIODS.get(key)
+    if result is None:
+        result = period_start_before(anchor, amount, unit, calendar)
+        if len(_PERIODS) >= _PERIODS_MAX:
+            _PERIODS.clear()
+        _PERIODS[key] = result
+    return result
+
+
+@functools.lru_cache(maxsize=16384)
+def _start_of_day_in(day: dt.date, timezone: str) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=_zone(timezone)).astimezone(dt.UTC)
+
+
+@functools.lru_cache(maxsize=16384)
+def _end_of_day_in(day: dt.date, timezone: str) -> dt.datetime:
+    midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=_zone(timezone))
+    return midnight.astimezone(dt.UTC)
+
+
 def _start_of_day(day: dt.date, calendar: Calendar) -> dt.datetime:
     """00:00 court-local time of ``day``, as a UTC instant (``before`` timings)."""
-    return dt.datetime.combine(day, dt.time(0), tzinfo=_zone(calendar.timezone)).astimezone(dt.UTC)
+    return _start_of_day_in(day, calendar.timezone)
 
 
 def _end_of_day(day: dt.date, calendar: Calendar) -> dt.datetime:
     """24:00 court-local time of ``day``, as a UTC instant."""
-    midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0),
-                                   tzinfo=_zone(calendar.timezone))
-    return midnight.astimezone(dt.UTC)
+    return _end_of_day_in(day, calendar.timezone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,44 +227,64 @@ def _nominal(start: dt.date, amount: int, unit: PeriodUnit) -> dt.date:
 
 
 class _Work:
-    """The mutable working copy of one step (never escapes :func:`step`)."""
+    """The mutable working copy of one step (never escapes :func:`step`).
+
+    Parts of the state a step leaves alone are reused as they were: the timers
+    tuple unless a timer was armed, fired, disarmed or changed (``timers_changed``),
+    the remembered events and deadline days unless written (``memory_changed``).
+    """
+
+    __slots__ = (
+        "_deadline_days", "approvals", "calendar", "calendar_version", "clock", "counter",
+        "effects", "event_dates", "event_payloads", "explanations", "instance_id",
+        "memory_changed", "original", "program", "seq", "set_names", "state", "terms",
+        "timers", "timers_changed", "vars",
+    )
 
     def __init__(self, program: Program, calendar: Calendar, state: InstanceState) -> None:
         self.program = program
         self.calendar = calendar
+        self.calendar_version = calendar.version
         self.original = state
         self.instance_id = state.instance_id
         self.state = state.state
         self.seq = state.seq + 1
         self.clock = state.clock
-        self.terms = dict(state.terms)
-        self.vars = dict(state.vars)
-        self.timers = list(state.timers)
-        self.approvals = list(state.approvals)
-        self.event_dates = dict(state.event_dates)
-        self.event_payloads = {k: dict(v) for k, v in state.event_payloads}
-        self.deadline_days = dict(state.deadline_days)
+        self.terms: dict[str, Value] = dict(state.terms)
+        self.vars: dict[str, Value] = dict(state.vars)
+        self.timers: list[Timer] = list(state.timers)
+        self.approvals: list[PendingApproval] = list(state.approvals) if state.approvals else []
+        self.event_dates: dict[str, dt.date] = (
+            dict(state.event_dates) if state.event_dates else {})
+        self.event_payloads: dict[str, dict[str, Value]] = (
+            {k: dict(v) for k, v in state.event_payloads} if state.event_payloads else {})
+        self._deadline_days: dict[str, dt.date] | None = None  # see deadline_days
         self.effects: list[Effect] = []
         self.explanations: list[Explanation] = []
         self.counter = 0
         # which parts changed (the rest of the state is reused as it was)
         self.timers_changed = False
         self.memory_changed = False
+        self.set_names: list[str] = []  # the variables rules set (apply reads every log)
+
+    @property
+    def deadline_days(self) -> dict[str, dt.date]:
+        """Each armed deadline's last day (copied from the state when first needed)."""
+        days = self._deadline_days
+        if days is None:
+            days = self._deadline_days = dict(self.original.deadline_days)
+        return days
 
     # --- building blocks ---------------------------------------------------------
     def frame(self, today: dt.date, now: dt.datetime,
               payload: dict[str, Value] | None = None) -> Frame:
-        return Frame(
-            terms=self.terms,
-            vars=self.vars,
-            today=today,
-            now=now,
-            calendar=self.calendar,
-            payload=payload or {},
-            event_dates=self.event_dates,
-            event_payloads=self.event_payloads,
-            deadline_days=self.deadline_days,
-        )
+        return _frame(self.terms, self.vars, today, now, self.calendar, payload or {},
+                      self.event_dates, self.event_payloads, self.frame_deadline_days())
+
+    def frame_deadline_days(self) -> Mapping[str, dt.date]:
+        """What a frame needs of the deadlines' last days: only a program whose rules
+        read them (``X.last_day``) needs the copy; the others get an empty mapping."""
+        return self.deadline_days if self.program.reads_deadline_days else _NOTHING
 
     def next_key(self) -> str:
         self.counter += 1
@@ -178,13 +292,15 @@ class _Work:
 
     def finish(self, contract_id: str, calendar_version: str) -> InstanceState:
         old = self.original
-        timers_changed = self.timers_changed or len(self.timers) != len(old.timers) or any(
-            a is not b for a, b in zip(self.timers, old.timers, strict=True))
-        timers = tuple(sorted(
-            self.timers,
-            key=lambda t: (t.due_at is None, t.due_at or self.clock, t.priority, t.index,
-                           t.occurrence),
-        )) if timers_changed else old.timers
+        if self.timers_changed or len(self.timers) != len(old.timers):
+            clock = self.clock
+            timers = tuple(sorted(
+                self.timers,
+                key=lambda t: (t.due_at is None, t.due_at or clock, t.priority, t.index,
+                               t.occurrence),
+            )) if len(self.timers) > 1 else tuple(self.timers)
+        else:
+            timers = old.timers
         if self.memory_changed:
             event_dates = tuple(sorted(self.event_dates.items()))
             event_payloads = tuple(sorted((k, tuple(v.items()))
@@ -193,35 +309,47 @@ class _Work:
         else:
             event_dates, event_payloads = old.event_dates, old.event_payloads
             deadline_days = old.deadline_days
-        return InstanceState(
-            instance_id=self.instance_id,
-            contract_id=contract_id,
-            calendar_version=calendar_version,
-            state=self.state,
-            seq=self.seq,
-            clock=self.clock,
-            terms=old.terms if old.terms else tuple(self.terms.items()),
-            vars=tuple((name, self.vars[name]) for name, _ in self.program.var_inits),
-            timers=timers,
-            approvals=tuple(self.approvals),
-            event_dates=event_dates,
-            event_payloads=event_payloads,
-            deadline_days=deadline_days,
+        names = self.program.var_names
+        return _make_state(
+            self.instance_id,
+            contract_id,
+            calendar_version,
+            self.state,
+            self.seq,
+            self.clock,
+            old.terms if old.terms else tuple(self.terms.items()),
+            _vars_after(names, old.vars, self.vars, self.set_names),
+            timers,
+            tuple(self.approvals),
+            event_dates,
+            event_payloads,
+            deadline_days,
         )
+
+    def drop_timer(self, timer: Timer) -> None:
+        """Take ``timer`` (this very object) out of the running timers."""
+        timers = self.timers
+        for i, t in enumerate(timers):
+            if t is timer:
+                del timers[i]
+                break
+        self.timers_changed = True
 
     # --- deadlines ---------------------------------------------------------------
     def arm(self, d: CompiledDeadline, frame: Frame, occurrence: int = 1,
             anchor_override: dt.date | None = None) -> DeadlineNote | None:
         """Compute a deadline's last day and add its timer (None: nothing to arm)."""
         cal = self.calendar
+        version = self.calendar_version
         today = frame.today
         try:
             if d.anchor_event is not None and anchor_override is None \
                     and d.anchor_event not in self.event_dates:
-                self.timers.append(Timer(d.name, d.index, d.priority, None, occurrence,
-                                         None, None, None))
-                return DeadlineNote(d.name, d.title, None, None, None, cal.version,
-                                    waiting_for=d.anchor_event)
+                self.timers.append(_make_timer(d.name, d.index, d.priority, None, occurrence,
+                                               None, None, None, None, None, False))
+                self.timers_changed = True
+                return _make_note(d.name, d.title, None, None, None, version, d.anchor_event,
+                                  False)
             if d.kind == "by":
                 anchor = anchor_override or d.anchor(frame)  # type: ignore[misc]
                 amount, unit = 0, PeriodUnit.DAYS
@@ -233,7 +361,7 @@ class _Work:
             provisional = False
             try:
                 if d.kind == "before":
-                    computation = period_start_before(anchor, amount, unit, cal)
+                    computation = _period_start_before(anchor, amount, unit, cal)
                     nominal, last = computation.nominal_start, computation.start
                 elif d.kind == "every":
                     if d.limit_amount is not None:
@@ -245,7 +373,7 @@ class _Work:
                     computation = nth_repeat(anchor, occurrence, amount, unit, cal)
                     nominal, last = computation.nominal_end, computation.end
                 else:
-                    computation = period_end(anchor, amount, unit, cal)
+                    computation = _period_end(anchor, amount, unit, cal)
                     nominal, last = computation.nominal_end, computation.end
             except DateOutsideCalendar:
                 if d.kind == "before":
@@ -258,13 +386,16 @@ class _Work:
             raise RuntimeFault(f"deadline `{d.name}` cannot be computed: {exc}", d.span) from exc
         # A reminder ("N days before X") is due at the start of its day; every other
         # period has run out at 24:00 of its last day.
-        due = _start_of_day(last, cal) if d.kind == "before" else _end_of_day(last, cal)
-        self.timers.append(Timer(d.name, d.index, d.priority, anchor, occurrence, nominal,
-                                 last, due, provisional=provisional))
+        if d.kind == "before":
+            due = _start_of_day_in(last, cal.timezone)
+        else:
+            due = _end_of_day_in(last, cal.timezone)
+        self.timers.append(_make_timer(d.name, d.index, d.priority, anchor, occurrence, nominal,
+                                       last, due, None, None, provisional))
+        self.timers_changed = True
         self.deadline_days[d.name] = last
         self.memory_changed = True
-        return DeadlineNote(d.name, d.title, last, due, computation, cal.version,
-                            provisional=provisional)
+        return _make_note(d.name, d.title, last, due, computation, version, None, provisional)
 
     def enter(self, new_state: str, frame: Frame, reentry: bool) -> tuple[
             list[DeadlineNote], list[str]]:
@@ -272,21 +403,28 @@ class _Work:
         program = self.program
         old = self.state
         disarmed: list[str] = []
-        kept: list[Timer] = []
-        for t in self.timers:
-            states = program.deadline_by_name[t.deadline].states
-            if new_state not in states or (reentry and new_state in states):
-                disarmed.append(t.deadline)
-            else:
-                kept.append(t)
-        self.timers = kept
+        if self.timers:
+            by_name = program.deadline_by_name
+            kept: list[Timer] = []
+            for t in self.timers:
+                # re-entering a state restarts its deadlines; leaving it ends them
+                if reentry or new_state not in by_name[t.deadline].states:
+                    disarmed.append(t.deadline)
+                else:
+                    kept.append(t)
+            if disarmed:
+                self.timers = kept
+                self.timers_changed = True
         self.state = new_state
         armed: list[DeadlineNote] = []
         for d in program.deadlines:
-            if new_state in d.states and (reentry or old is None or old not in d.states):
+            states = d.states
+            if new_state in states and (reentry or old is None or old not in states):
                 note = self.arm(d, frame)
                 if note is not None:
                     armed.append(note)
+        if not disarmed:
+            return armed, disarmed
         armed_names = {n.name for n in armed}
         return armed, [n for n in disarmed if n not in armed_names]
 
@@ -298,7 +436,7 @@ class _Work:
         cal = self.calendar
         today = frame.today
         if op == "restart":
-            self.timers.remove(timer)
+            self.drop_timer(timer)
             return self.arm(d, frame, anchor_override=today if d.kind != "by" else None)
         if op == "suspend":
             if timer.suspended_on is not None or timer.nominal_last_day is None:
@@ -313,6 +451,7 @@ class _Work:
                 timer.nominal_last_day, timer.last_day, None, today, remaining,
                 timer.provisional,
             )
+            self.timers_changed = True
             return None
         # resume
         if timer.suspended_on is None or timer.remaining is None:
@@ -321,19 +460,20 @@ class _Work:
             nominal = cal.add_working_days(today, timer.remaining)
         else:
             nominal = today + dt.timedelta(days=timer.remaining)
-        computation = period_end(nominal, 0, PeriodUnit.DAYS, cal)
+        computation = _period_end(nominal, 0, PeriodUnit.DAYS, cal)
         last = computation.end
         due = _end_of_day(last, cal)
         self.timers[self.timers.index(timer)] = Timer(
             timer.deadline, timer.index, timer.priority, timer.anchor, timer.occurrence,
             nominal, last, due,
         )
+        self.timers_changed = True
         self.deadline_days[name] = last
         self.memory_changed = True
-        return DeadlineNote(name, d.title, last, due, computation, cal.version)
+        return DeadlineNote(name, d.title, last, due, computation, self.calendar_version)
 
     # --- running a rule ----------------------------------------------------------
-    def apply(self, frame: Frame, *, kind: Any, subject: str, span: str, cite: str | None,
+    def apply(self, frame: Frame, kind: Any, subject: str, span: str, cite: str | None,
               at: dt.datetime, by_role: str | None = None, late_by: dt.timedelta | None = None,
               event: str | None = None, detail: str = "",
               pre_actions: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...] = ()
@@ -341,18 +481,46 @@ class _Work:
         """Turn what a rule did (``frame.log``, ``frame.goto``) into state and effects."""
         from_state = self.state
         changes: list[tuple[str, Value, Value]] = []
+        if frame.goto is None and not pre_actions:
+            # The common case, a rule that only set variables and triggered actions.
+            actions_: list[tuple[str, tuple[tuple[str, Value], ...]]] = []
+            effects = len(self.effects)
+            for entry in frame.log:
+                tag = entry[0]
+                if tag == "set":
+                    if entry[2] != entry[3]:
+                        changes.append(entry[1:])
+                    self.set_names.append(entry[1])
+                elif tag == "do":
+                    site = self.program.approval_sites[entry[1]]
+                    self.effects.append(_make_action(self.next_key(), site.action, entry[2],
+                                                     cite, site.span))
+                    actions_.append((site.action, entry[2]))
+                else:  # undo, and take the general way below
+                    changes.clear()
+                    del self.effects[effects:]
+                    self.counter -= len(actions_)
+                    break
+            else:
+                lapsed = self.lapse_approvals() if self.approvals else ()
+                self.explanations.append(_make_explanation(
+                    kind, subject, span, cite, from_state, from_state, at, by_role, late_by,
+                    tuple(changes), tuple(actions_), (), (), (), (), tuple(lapsed), detail,
+                    self.calendar.timezone,
+                ))
+                return
         actions: list[tuple[str, tuple[tuple[str, Value], ...]]] = list(pre_actions)
         requested: list[tuple[str, int, tuple[tuple[str, Value], ...]]] = []
         periods: list[tuple[str, str]] = []
         armed: list[DeadlineNote] = []
-        sites = self.program.approval_sites
         for entry in frame.log:
             tag = entry[0]
             if tag == "set":
                 if entry[2] != entry[3]:
-                    changes.append((entry[1], entry[2], entry[3]))
+                    changes.append(entry[1:])
+                self.set_names.append(entry[1])
             elif tag == "do":
-                site = sites[entry[1]]
+                site = self.program.approval_sites[entry[1]]
                 self.effects.append(ActionEffect(self.next_key(), site.action, entry[2], cite,
                                                  site.span))
                 actions.append((site.action, entry[2]))
@@ -370,9 +538,9 @@ class _Work:
             armed += new_armed
         approvals_out: list[tuple[str, str, str]] = []
         for key, site_no, args in requested:
-            site = sites[site_no]
+            site = self.program.approval_sites[site_no]
             within = _whole(site.within_amount(frame), site.span)
-            computation = period_end(frame.today, within, site.within_unit, self.calendar)
+            computation = _period_end(frame.today, within, site.within_unit, self.calendar)
             due = _end_of_day(computation.end, self.calendar)
             payload = tuple(frame.payload.items())
             self.approvals.append(PendingApproval(
@@ -381,13 +549,11 @@ class _Work:
             ))
             self.effects.append(ApprovalEffect(key, "requested", site.action, site.role))
             approvals_out.append((key, site.action, site.role))
-        lapsed = self.lapse_approvals()
-        self.explanations.append(Explanation(
-            kind=kind, subject=subject, rule_span=span, cite=cite, from_state=from_state,
-            to_state=self.state, at=at, by_role=by_role, late_by=late_by,
-            changes=tuple(changes), actions=tuple(actions), approvals=tuple(approvals_out),
-            armed=tuple(armed), disarmed=tuple(disarmed), periods=tuple(periods),
-            lapsed=tuple(lapsed), detail=detail, zone=self.calendar.timezone,
+        lapsed = self.lapse_approvals() if self.approvals else ()
+        self.explanations.append(_make_explanation(
+            kind, subject, span, cite, from_state, self.state, at, by_role, late_by,
+            tuple(changes), tuple(actions), tuple(approvals_out), tuple(armed),
+            tuple(disarmed), tuple(periods), tuple(lapsed), detail, self.calendar.timezone,
         ))
 
     def lapse_approvals(self) -> list[str]:
@@ -408,8 +574,8 @@ class _Work:
     def fire_due(self, until: dt.datetime) -> None:
         fired = 0
         while True:
-            item = self.next_due_item()
-            if item is None or item[0] > until:
+            item = self.next_due_item(until)
+            if item is None:
                 return
             fired += 1
             if fired > MAX_FIRINGS_PER_STEP:
@@ -420,34 +586,46 @@ class _Work:
             else:
                 self.fire_approval_timeout(thing, until)
 
-    def next_due_item(self) -> tuple[dt.datetime, tuple[Any, ...], Timer | PendingApproval] | None:
-        best: tuple[dt.datetime, tuple[Any, ...], Timer | PendingApproval] | None = None
+    def next_due_item(self, until: dt.datetime | None = None
+                      ) -> tuple[dt.datetime, tuple[Any, ...], Timer | PendingApproval] | None:
+        """What falls due first (at or before ``until``, if given): by due instant,
+        then timers (by priority, declaration, occurrence) before approval timeouts
+        (by id)."""
+        best: Timer | PendingApproval | None = None
+        best_key: tuple[Any, ...] = ()
         for t in self.timers:
-            if t.due_at is not None:
-                key = (t.due_at, (0, t.priority, t.index, t.occurrence, ""))
-                if best is None or key < (best[0], best[1]):
-                    best = (key[0], key[1], t)
+            due = t.due_at
+            if due is None or (until is not None and due > until):
+                continue
+            if best is None or due <= best_key[0]:
+                key = (due, 0, t.priority, t.index, t.occurrence, "")
+                if best is None or key < best_key:
+                    best, best_key = t, key
         for a in self.approvals:
-            key = (a.due_at, (1, 0, 0, 0, a.id))
-            if best is None or key < (best[0], best[1]):
-                best = (key[0], key[1], a)
-        return best
+            if until is not None and a.due_at > until:
+                continue
+            if best is None or a.due_at <= best_key[0]:
+                key = (a.due_at, 1, 0, 0, 0, a.id)
+                if best is None or key < best_key:
+                    best, best_key = a, key
+        if best is None:
+            return None
+        return best_key[0], best_key[1:], best
 
     def fire_timer(self, timer: Timer, until: dt.datetime) -> None:
         assert timer.due_at is not None
         d = self.program.deadline_by_name[timer.deadline]
-        self.timers.remove(timer)
+        self.drop_timer(timer)
         now = timer.due_at
         today = legal_date(now, self.calendar)
         frame = self.frame(today, now)
         try:
-            run_rule(d.body, frame)
+            d.body(frame)  # a goto ends the rule: frame.goto
         except RuntimeFault as exc:
             raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
         late = until - now if until > now else None
         try:
-            self.apply(frame, kind="deadline", subject=d.name, span=d.span, cite=d.cite, at=now,
-                       late_by=late)
+            self.apply(frame, "deadline", d.name, d.span, d.cite, now, None, late)
             if d.kind == "every" and self.state in d.states and frame.goto is None:
                 note = self.arm(d, frame, occurrence=timer.occurrence + 1,
                                 anchor_override=timer.anchor)
@@ -473,10 +651,32 @@ class _Work:
             raise Fault(f"approval {approval.id} timeout: {exc}", exc.span or site.span) from exc
 
 
-def _with_armed(e: Explanation, note: DeadlineNote) -> Explanation:
-    from dataclasses import replace
+def _vars_after(names: tuple[str, ...], old: tuple[tuple[str, Value], ...],
+                values: Mapping[str, Value],
+                set_names: Sequence[str]) -> tuple[tuple[str, Value], ...]:
+    """The state's variables, in declaration order: ``values`` (the old ones changed
+    only by the ``set`` of ``set_names``).  The pairs of the variables that kept their
+    value object are reused from ``old`` when it is in declaration order already."""
+    if len(old) == len(names) and all(map(is_, map(_first, old), names)):
+        if not set_names:
+            return old
+        pairs = list(old)
+        for name in set_names:
+            i = names.index(name)
+            value = values[name]
+            if pairs[i][1] is not value:
+                pairs[i] = (names[i], value)
+        return tuple(pairs)
+    return tuple(zip(names, map(values.__getitem__, names), strict=True))
 
-    return replace(e, armed=(*e.armed, note))
+
+def _with_armed(e: Explanation, note: DeadlineNote) -> Explanation:
+    """``e`` with ``note`` added to the deadlines it armed."""
+    return _make_explanation(
+        e.kind, e.subject, e.rule_span, e.cite, e.from_state, e.to_state, e.at, e.by_role,
+        e.late_by, e.changes, e.actions, e.approvals, (*e.armed, note), e.disarmed, e.periods,
+        e.lapsed, e.detail, e.zone,
+    )
 
 
 def _whole(n: Value, span: str) -> int:
@@ -486,8 +686,9 @@ def _whole(n: Value, span: str) -> int:
 
 
 def _payload(program: Program, event: Event) -> dict[str, Value]:
-    fields = program.event_fields[event.name]
+    """The event's payload as values, or :class:`Rejected` saying what is wrong."""
     raw = event.payload
+    fields = program.event_fields[event.name]
     if not isinstance(raw, dict):
         raise Rejected("bad_payload", "the payload must be a JSON object")
     names = [f for f, _ in fields]
@@ -536,49 +737,253 @@ def _create(program: Program, calendar: Calendar, inp: Create) -> StepResult:
         cite=None, from_state=None, to_state=work.state, at=inp.at, armed=tuple(armed),
         zone=calendar.timezone,
     ))
-    return StepResult(work.finish(program.contract_id, calendar.version), tuple(work.effects),
-                      tuple(work.explanations))
+    return StepResult(work.finish(program.contract_id, work.calendar_version),
+                      tuple(work.effects), tuple(work.explanations))
+
+
+def _run_event_rule(program: Program, current: str, inp: Event,
+                    frame: Frame) -> CompiledTransition:
+    """Choose the rule for ``inp`` in state ``current`` (the first whose guard holds,
+    in firing order) and run it on ``frame``; a ``goto`` ends it."""
+    candidates = program.transitions.get((inp.name, current), ())
+    if not candidates:
+        if current in program.terminal:
+            raise Rejected("terminal", f"the instance has ended (state `{current}`)")
+        raise Rejected("not_allowed_in_state",
+                       f"event `{inp.name}` is not accepted in state `{current}`")
+    chosen = None
+    for t in candidates:
+        if t.guard is None or t.guard(frame):
+            chosen = t
+            break
+    if chosen is None:
+        spans = ", ".join(t.span for t in candidates)
+        raise Rejected("no_rule_applies",
+                       f"event `{inp.name}` in state `{current}`: no rule's condition holds "
+                       f"(rules at {spans})")
+    chosen.body(frame)  # a goto ends the rule: frame.goto
+    return chosen
 
 
 def _event(work: _Work, program: Program, inp: Event, payload: dict[str, Value]) -> None:
-    state = work.state
-    candidates = program.transitions.get((inp.name, state), ())
-    if not candidates:
-        if state in program.terminal:
-            raise Rejected("terminal", f"the instance has ended (state `{state}`)")
-        raise Rejected("not_allowed_in_state",
-                       f"event `{inp.name}` is not accepted in state `{state}`")
-    today = legal_date(inp.at, work.calendar)
-    frame = work.frame(today, inp.at, payload)
+    at = inp.at
+    today = legal_date(at, work.calendar)
+    frame = _frame(work.terms, work.vars, today, at, work.calendar, payload, work.event_dates,
+                   work.event_payloads, work.frame_deadline_days())
     try:
-        chosen = None
-        for t in candidates:
-            if t.guard is None or t.guard(frame):
-                chosen = t
-                break
-        if chosen is None:
-            spans = ", ".join(t.span for t in candidates)
-            raise Rejected("no_rule_applies",
-                           f"event `{inp.name}` in state `{state}`: no rule's condition holds "
-                           f"(rules at {spans})")
-        run_rule(chosen.body, frame)
+        chosen = _run_event_rule(program, work.state, inp, frame)
         if inp.name in program.remembered_events:
             work.event_dates[inp.name] = today
             work.event_payloads[inp.name] = dict(payload)
             work.memory_changed = True
-        work.apply(frame, kind="event", subject=inp.name, span=chosen.span, cite=chosen.cite,
-                   at=inp.at, by_role=inp.role, event=inp.name)
-        waiting = [t for t in work.timers
-                   if t.due_at is None and t.suspended_on is None
-                   and program.deadline_by_name[t.deadline].anchor_event == inp.name]
-        for waiting_timer in waiting:
-            work.timers.remove(waiting_timer)
-            note = work.arm(program.deadline_by_name[waiting_timer.deadline], frame,
-                            waiting_timer.occurrence)
-            if note is not None:
-                work.explanations[-1] = _with_armed(work.explanations[-1], note)
+        work.apply(frame, "event", inp.name, chosen.span, chosen.cite, at, inp.role, None,
+                   inp.name)
+        if inp.name in program.anchor_events:
+            _arm_waiting(work, program, inp.name, frame)
     except RuntimeFault as exc:
         raise Rejected("runtime_fault", str(exc)) from exc
+
+
+def _plain_event(program: Program, calendar: Calendar, state: InstanceState, inp: Event,
+                 payload: dict[str, Value]) -> StepResult:
+    """An event when nothing falls due, no approval is pending and no timing reads
+    the event: the usual case.  The same result as the general path (``_Work``,
+    :func:`_event`), which takes over as soon as the rule does anything else than
+    set variables and trigger actions (a ``goto``, an approval, a period operation).
+    """
+    at = inp.at
+    current = state.state
+    frame = _new_object(Frame)  # as _frame() makes it
+    frame.terms = dict(state.terms)
+    frame.vars = dict(state.vars)
+    frame.today = at.astimezone(_zone(calendar.timezone)).date()
+    frame.now = at
+    frame.calendar = calendar
+    frame.payload = payload
+    # (this event is not remembered: nothing here writes to the events' memory)
+    frame.event_dates = dict(state.event_dates) if state.event_dates else _NOTHING
+    frame.event_payloads = (
+        {k: dict(v) for k, v in state.event_payloads} if state.event_payloads else _NOTHING)
+    frame.deadline_days = dict(state.deadline_days) if program.reads_deadline_days \
+        else _NOTHING
+    frame.entering = None
+    frame.log = []
+    frame.goto = None
+    try:
+        # _run_event_rule, in place: the first rule whose guard holds
+        for chosen in program.transitions.get((inp.name, current), ()):
+            if chosen.guard is None or chosen.guard(frame):
+                break
+        else:
+            chosen = _run_event_rule(program, current, inp, frame)  # refuses: says why
+        chosen.body(frame)  # a goto ends the rule: frame.goto
+    except RuntimeFault as exc:
+        raise Rejected("runtime_fault", str(exc)) from exc
+    cite = chosen.cite
+    seq = state.seq + 1
+    changes: list[tuple[str, Value, Value]] = []
+    actions: list[tuple[str, tuple[tuple[str, Value], ...]]] = []
+    effects: list[Effect] = []
+    set_names: list[str] = []
+    plain = frame.goto is None
+    if plain:
+        for entry in frame.log:
+            tag = entry[0]
+            if tag == "set":
+                if entry[2] != entry[3]:
+                    changes.append(entry[1:])
+                set_names.append(entry[1])
+            elif tag == "do":
+                site = program.approval_sites[entry[1]]
+                key = f"{state.instance_id}:{seq}:{len(effects) + 1}"
+                effects.append(_make_action(key, site.action, entry[2], cite, site.span))
+                actions.append((site.action, entry[2]))
+            else:
+                plain = False
+                break
+    if not plain:  # the general path, from where the rule left off
+        work = _Work(program, calendar, state)
+        work.clock = at
+        work.terms, work.vars = frame.terms, frame.vars
+        work.event_dates = frame.event_dates  # type: ignore[assignment]
+        work.event_payloads = frame.event_payloads  # type: ignore[assignment]
+        if program.reads_deadline_days:
+            work._deadline_days = frame.deadline_days  # type: ignore[assignment]
+        try:
+            work.apply(frame, kind="event", subject=inp.name, span=chosen.span, cite=cite,
+                       at=at, by_role=inp.role, event=inp.name)
+        except RuntimeFault as exc:
+            raise Rejected("runtime_fault", str(exc)) from exc
+        return _make_result(work.finish(program.contract_id, work.calendar_version),
+                            tuple(work.effects), tuple(work.explanations))
+    explanation = _make_explanation(
+        "event", inp.name, chosen.span, cite, current, current, at, inp.role, None,
+        tuple(changes), tuple(actions), (), (), (), (), (), "", calendar.timezone,
+    )
+    # the variables: the old pairs with the set ones replaced (as _vars_after)
+    names = program.var_names
+    old_vars = state.vars
+    if not set_names:
+        new_vars = _vars_after(names, old_vars, frame.vars, set_names)
+    elif len(old_vars) == len(names) and all(map(is_, map(_first, old_vars), names)):
+        pairs = list(old_vars)
+        values = frame.vars
+        for name in set_names:
+            i = names.index(name)
+            value = values[name]
+            if pairs[i][1] is not value:
+                pairs[i] = (names[i], value)
+        new_vars = tuple(pairs)
+    else:
+        new_vars = tuple(zip(names, map(frame.vars.__getitem__, names), strict=True))
+    new_state = _make_state(
+        state.instance_id, program.contract_id, calendar.version, current, seq, at,
+        state.terms if state.terms else tuple(frame.terms.items()),
+        new_vars, state.timers, (), state.event_dates, state.event_payloads,
+        state.deadline_days,
+    )
+    return _make_result(new_state, tuple(effects), (explanation,))
+
+
+def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: dt.datetime,
+                timer: Timer) -> StepResult:
+    """A tick when exactly one timer falls due and no approval is pending: the same
+    result as the general path (``_Work.fire_due``), which takes over from where
+    the deadline's rule left off if it does more than set variables and trigger
+    actions, or if the deadline repeats."""
+    d = program.deadline_by_name[timer.deadline]
+    now = timer.due_at
+    assert now is not None
+    frame = _new_object(Frame)  # as _Work.frame() makes it
+    frame.terms = dict(state.terms)
+    frame.vars = dict(state.vars)
+    frame.today = now.astimezone(_zone(calendar.timezone)).date()
+    frame.now = now
+    frame.calendar = calendar
+    frame.payload = {}
+    frame.event_dates = dict(state.event_dates)
+    frame.event_payloads = {k: dict(v) for k, v in state.event_payloads}
+    frame.deadline_days = dict(state.deadline_days) if program.reads_deadline_days \
+        else _NOTHING
+    frame.entering = None
+    frame.log = []
+    frame.goto = None
+    try:
+        d.body(frame)  # a goto ends the rule: frame.goto
+    except RuntimeFault as exc:
+        raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+    late = at - now if at > now else None
+    seq = state.seq + 1
+    changes: list[tuple[str, Value, Value]] = []
+    actions: list[tuple[str, tuple[tuple[str, Value], ...]]] = []
+    effects: list[Effect] = []
+    set_names: list[str] = []
+    plain = frame.goto is None and d.kind != "every"
+    if plain:
+        for entry in frame.log:
+            tag = entry[0]
+            if tag == "set":
+                if entry[2] != entry[3]:
+                    changes.append(entry[1:])
+                set_names.append(entry[1])
+            elif tag == "do":
+                site = program.approval_sites[entry[1]]
+                key = f"{state.instance_id}:{seq}:{len(effects) + 1}"
+                effects.append(_make_action(key, site.action, entry[2], d.cite, site.span))
+                actions.append((site.action, entry[2]))
+            else:
+                plain = False
+                break
+    if not plain:  # the general path, from where the rule left off (as fire_timer)
+        work = _Work(program, calendar, state)
+        work.clock = at
+        work.terms, work.vars = frame.terms, frame.vars
+        work.event_dates = frame.event_dates
+        work.event_payloads = frame.event_payloads  # type: ignore[assignment]
+        if program.reads_deadline_days:
+            work._deadline_days = frame.deadline_days  # type: ignore[assignment]
+        work.drop_timer(timer)
+        try:
+            work.apply(frame, "deadline", d.name, d.span, d.cite, now, None, late)
+            if d.kind == "every" and work.state in d.states and frame.goto is None:
+                note = work.arm(d, frame, occurrence=timer.occurrence + 1,
+                                anchor_override=timer.anchor)
+                if note is not None:
+                    work.explanations[-1] = _with_armed(work.explanations[-1], note)
+        except RuntimeFault as exc:
+            raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+        work.fire_due(at)  # what else falls due by now (a deadline armed in the past)
+        return _make_result(work.finish(program.contract_id, work.calendar_version),
+                            tuple(work.effects), tuple(work.explanations))
+    current = state.state
+    explanation = _make_explanation(
+        "deadline", d.name, d.span, d.cite, current, current, now, None, late,
+        tuple(changes), tuple(actions), (), (), (), (), (), "", calendar.timezone,
+    )
+    remaining = [t for t in state.timers if t is not timer]
+    new_state = _make_state(
+        state.instance_id, program.contract_id, calendar.version, current, seq, at,
+        state.terms if state.terms else tuple(frame.terms.items()),
+        _vars_after(program.var_names, state.vars, frame.vars, set_names),
+        tuple(sorted(remaining, key=lambda t: (t.due_at is None, t.due_at or at, t.priority,
+                                               t.index, t.occurrence)))
+        if len(remaining) > 1 else tuple(remaining),
+        (), state.event_dates, state.event_payloads, state.deadline_days,
+    )
+    return _make_result(new_state, tuple(effects), (explanation,))
+
+
+def _arm_waiting(work: _Work, program: Program, event: str, frame: Frame) -> None:
+    """Arm the timers that were waiting for ``event`` (their anchor) to occur."""
+    waiting = [t for t in work.timers
+               if t.due_at is None and t.suspended_on is None
+               and program.deadline_by_name[t.deadline].anchor_event == event]
+    for waiting_timer in waiting:
+        work.drop_timer(waiting_timer)
+        note = work.arm(program.deadline_by_name[waiting_timer.deadline], frame,
+                        waiting_timer.occurrence)
+        if note is not None:
+            work.explanations[-1] = _with_armed(work.explanations[-1], note)
 
 
 def _decision(work: _Work, program: Program, inp: Decision) -> None:
@@ -627,27 +1032,54 @@ def step(program: Program, calendar: Calendar, state: InstanceState | None,
         raise Rejected("no_instance", "the instance does not exist")
     if state.contract_id != program.contract_id:
         raise Rejected("wrong_contract", "the state belongs to another contract version")
-    if inp.at < state.clock:
+    at = inp.at
+    if at < state.clock:
         raise Rejected("out_of_order",
-                       f"input at {inp.at.isoformat()} is earlier than the instance's last "
+                       f"input at {at.isoformat()} is earlier than the instance's last "
                        f"input at {state.clock.isoformat()}")
+    # Does anything fall due at or before ``at``?  (Then it fires first.)
+    # (datetimes are true; a timer without a due instant has None)
+    due = 0  # timers due (up to two: more need not be counted)
+    first_due: Timer | None = None
+    for t in state.timers:
+        due_at = t.due_at
+        if due_at is not None and due_at <= at:
+            due += 1
+            if first_due is not None:
+                break
+            first_due = t
+    if state.approvals and any(a.due_at <= at for a in state.approvals):
+        due += 2
     if isinstance(inp, Event):
-        spec = program.events.get(inp.name)
+        name = inp.name
+        spec = program.events.get(name)
         if spec is None:
-            raise Rejected("unknown_event", f"contract `{program.name}` has no event "
-                           f"`{inp.name}`")
+            raise Rejected("unknown_event", f"contract `{program.name}` has no event `{name}`")
         if inp.role not in spec["by"]:
-            raise Rejected("role_not_allowed", f"event `{inp.name}` may be submitted by "
+            raise Rejected("role_not_allowed", f"event `{name}` may be submitted by "
                            f"{', '.join(spec['by'])}, not by `{inp.role}`")
-        payload = _payload(program, inp)  # refuse a bad payload before anything else
-    work = _Work(program, calendar, state)
-    work.clock = inp.at
-    work.fire_due(inp.at)
-    if isinstance(inp, Event):
+        # refuse a bad payload before anything else
+        payload = program.payload_parsers[name](inp.payload)
+        if payload is None:
+            payload = _payload(program, inp)
+        if not due and not state.approvals and name not in program.remembered_events \
+                and name not in program.anchor_events:
+            return _plain_event(program, calendar, state, inp, payload)
+        work = _Work(program, calendar, state)
+        work.clock = at
+        if due:
+            work.fire_due(at)
         _event(work, program, inp, payload)
-    elif isinstance(inp, Decision):
-        _decision(work, program, inp)
-    elif not work.explanations:
-        raise Rejected("nothing_due", "nothing falls due at or before that instant")
-    return StepResult(work.finish(program.contract_id, calendar.version), tuple(work.effects),
-                      tuple(work.explanations))
+    else:
+        if due == 1 and not state.approvals and inp.__class__ is Tick:
+            return _plain_tick(program, calendar, state, at, first_due)  # type: ignore[arg-type]
+        work = _Work(program, calendar, state)
+        work.clock = at
+        if due:
+            work.fire_due(at)
+        if isinstance(inp, Decision):
+            _decision(work, program, inp)
+        elif not work.explanations:
+            raise Rejected("nothing_due", "nothing falls due at or before that instant")
+    return _make_result(work.finish(program.contract_id, work.calendar_version),
+                        tuple(work.effects), tuple(work.explanations))

@@ -1,10 +1,13 @@
-"""Contract IR -> an executable program of Python closures (built once per contract).
+"""Contract IR -> an executable program of Python functions (built once per contract).
 
 Expressions become functions of a :class:`Frame` (the values visible while a
-rule runs); statements become functions that update the frame.  Everything
-the IR leaves open is decided here once, not on every event: the type-directed
-choice of arithmetic, the transitions that can fire for (event, state), the
-deadlines armed on entering each state.
+rule runs); a block of statements becomes one function that updates the frame
+(generated from the block's IR, expressions written in place where Python
+evaluates them exactly as their closures do: see ``_Compiler.block`` and
+:mod:`engine._fuse`).  Everything the IR leaves open is decided here once, not
+on every event: the type-directed choice of arithmetic, the transitions that
+can fire for (event, state), the deadlines armed on entering each state, the
+parsing of each event's payload.
 
 All arithmetic is exact: Money through :class:`contracts_lib.money.Money`,
 decimals through :data:`engine.values.DECIMAL_CONTEXT`.
@@ -13,6 +16,7 @@ decimals through :data:`engine.values.DECIMAL_CONTEXT`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,7 +25,15 @@ from typing import Any
 from contracts_lib.calendar import Calendar
 from contracts_lib.money import Money, Rounding, delayed_performance_interest
 from contracts_lib.periods import PeriodUnit, period_end, period_start_before
-from engine.values import DECIMAL_CONTEXT, TypeTable, Value, to_json
+from engine._fuse import Leaf, compile_function, fuse
+from engine.values import (
+    _DATE_RE,
+    DECIMAL_CONTEXT,
+    TypeTable,
+    Value,
+    from_json,
+    to_json,
+)
 
 __all__ = [
     "ApprovalSite",
@@ -50,14 +62,7 @@ class RuntimeFault(Exception):
         super().__init__(f"{message} (at {span})" if span else message)
 
 
-class _Goto(Exception):
-    """Raised by ``goto``: it ends the rule (statements after it never run)."""
-
-    def __init__(self, state: str) -> None:
-        self.state = state
-
-
-@dataclass
+@dataclass(slots=True, eq=False)
 class Frame:
     """Mutable scratch space of one rule's evaluation (never escapes ``step``)."""
 
@@ -144,6 +149,16 @@ class Program:
     #: events whose last date/payload some timing reads
     remembered_events: frozenset[str]
     ir: IR
+    #: the variables' names, in declaration order (the order of ``InstanceState.vars``)
+    var_names: tuple[str, ...]
+    #: event -> parse(payload JSON) -> its values, the same as
+    #: :func:`engine.values.from_json` gives field by field, or None when anything
+    #: is wrong or unusual (then the engine's general check says what)
+    payload_parsers: Mapping[str, Callable[[object], dict[str, Value] | None]]
+    #: events some deadline is anchored on (their timers may wait for them)
+    anchor_events: frozenset[str]
+    #: whether some expression reads a deadline's last day (``X.last_day``)
+    reads_deadline_days: bool
 
 
 _UNITS = {u.value: u for u in PeriodUnit}
@@ -205,6 +220,76 @@ def _compare(op: str, lt: str, rt: str) -> Callable[[Value, Value], bool]:
     return fn
 
 
+# Templates of fused closures (engine/_fuse.py): {0}, {1} are the operands.
+_BINARY = {op: f"def fused(f):\n    return {{0}} {op} {{1}}\n"
+           for op in ("and", "or", "==", "!=", "<", "<=", ">", ">=")}
+_ARITH = {op: ("def fused(f):\n"
+               "    try:\n"
+               f"        return {{0}} {op} {{1}}\n"
+               "    except ArithmeticError as exc:\n"
+               "        raise FAULT(exc) from exc\n")
+          for op in ("+", "-", "*")}
+_INDEX = """\
+def fused(f):
+    items, i = {0}, {1}
+    if not 0 <= i < len(items):
+        raise RuntimeFault(f"index {{i}} is outside the list of {{len(items)}}", SPAN)
+    return items[i]
+"""
+# A record's fields are stored in declaration order (engine.values.from_json builds
+# them so): a field is read at its position, checked by name, else found by name.
+_FIELD = """\
+def fused(f):
+    r = {0}
+    fields = r.fields
+    if len(fields) > POS:
+        pair = fields[POS]
+        if pair[0] == NAME:
+            return pair[1]
+    return r.get(NAME)
+"""
+_LIST_FIELD = """\
+def fused(f):
+    items = {0}
+    try:
+        return tuple([p[1] if (p := r.fields[POS])[0] == NAME else r.get(NAME) for r in items])
+    except IndexError:
+        return tuple([r.get(NAME) for r in items])
+"""
+_LIST_FIELD_BY_NAME = """\
+def fused(f):
+    return tuple([r.get(NAME) for r in {0}])
+"""
+_TOTAL_OF_FIELD = """\
+def fused(f):
+    items = {0}
+    try:
+        values = [p[1] if (p := r.fields[POS])[0] == NAME else r.get(NAME) for r in items]
+    except IndexError:
+        values = [r.get(NAME) for r in items]
+    return TOTAL(values)
+"""
+_SET = """\
+def fused(f):
+    new = {0}
+    old = f.vars[NAME]
+    f.vars[NAME] = new
+    f.log.append(("set", NAME, old, new))
+"""
+
+
+def _by_position(name: str, pos: int) -> dict[str, Any]:
+    """What the ``list.field`` templates read a record's field with."""
+    return {"NAME": name, "POS": pos}
+
+
+def _arith_fault(span: str) -> Callable[[ArithmeticError], RuntimeFault]:
+    def fault(exc: ArithmeticError) -> RuntimeFault:
+        return RuntimeFault(f"arithmetic failed: {exc.__class__.__name__}", span)
+
+    return fault
+
+
 def _text(v: Value) -> str:
     out = to_json(v)
     if isinstance(out, bool):
@@ -225,6 +310,19 @@ class _Compiler:
         self.sites: dict[int, ApprovalSite] = {}
         self.next_site = 0  # reserved before compiling nested blocks: sites never collide
         self.remembered: set[str] = set()
+        self.reads_deadline_days = False
+        #: leaf expressions (constants, variables, terms, payload fields): what they read
+        self.leaves: dict[Expr, Leaf] = {}
+        #: ``list.field`` expressions: (the list operand, the field's position, its name)
+        self.list_fields: dict[Expr, tuple[tuple[Expr, Leaf | None], int, str]] = {}
+
+    def operand(self, e: Expr) -> tuple[Expr, Leaf | None]:
+        """An operand for :func:`engine._fuse.fuse`: the closure and what it reads."""
+        return e, self.leaves.get(e)
+
+    def leaf(self, e: Expr, source: str, key: Any) -> Expr:
+        self.leaves[e] = (source, key)
+        return e
 
     # --- expressions ---------------------------------------------------------
     def expr(self, e: IR) -> Expr:
@@ -234,19 +332,19 @@ class _Compiler:
             if e["type"] == "DateTime":
                 return _datetime_literal(e["value"])
             value = self.literal(e["type"], e["value"])
-            return lambda f: value
+            return self.leaf(lambda f: value, "const", value)
         if kind == "term":
             name = e["name"]
-            return lambda f: f.terms[name]
+            return self.leaf(lambda f: f.terms[name], "terms", name)
         if kind == "var":
             name = e["name"]
-            return lambda f: f.vars[name]
+            return self.leaf(lambda f: f.vars[name], "vars", name)
         if kind == "role":
             role = e["name"]
-            return lambda f: role
+            return self.leaf(lambda f: role, "const", role)
         if kind == "enum":
             variant = e["value"]
-            return lambda f: variant
+            return self.leaf(lambda f: variant, "const", variant)
         if kind == "today":
             return lambda f: f.today
         if kind == "now":
@@ -255,7 +353,7 @@ class _Compiler:
             return lambda f: f.entering if f.entering is not None else f.today
         if kind == "payload":
             fname = e["field"]
-            return lambda f: f.payload[fname]
+            return self.leaf(lambda f: f.payload[fname], "payload", fname)
         if kind == "event_date":
             ev = e["event"]
             self.remembered.add(ev)
@@ -278,6 +376,7 @@ class _Compiler:
             return last_payload
         if kind == "deadline_last_day":
             dname = e["deadline"]
+            self.reads_deadline_days = True
 
             def deadline_day(f: Frame) -> Value:
                 if dname not in f.deadline_days:
@@ -286,28 +385,18 @@ class _Compiler:
 
             return deadline_day
         if kind == "field":
-            of = self.expr(e["of"])
-            fname = e["field"]
-            if e["of"]["type"].startswith("List["):
-                return lambda f: tuple(r.get(fname) for r in of(f))
-            return lambda f: of(f).get(fname)
+            return self.field(e)
         if kind == "index":
             of, idx = self.expr(e["of"]), self.expr(e["index"])
-
-            def index(f: Frame) -> Value:
-                items, i = of(f), idx(f)
-                if not 0 <= i < len(items):
-                    raise RuntimeFault(f"index {i} is outside the list of {len(items)}", span)
-                return items[i]
-
-            return index
+            return fuse(_INDEX, [self.operand(of), self.operand(idx)],
+                        {"RuntimeFault": RuntimeFault, "SPAN": span})
         if kind == "list":
             items = [self.expr(i) for i in e["items"]]
-            return lambda f: tuple(item(f) for item in items)
+            return lambda f: tuple([item(f) for item in items])
         if kind == "unary":
             operand = self.expr(e["operand"])
             if e["op"] == "not":
-                return lambda f: not operand(f)
+                return fuse("def fused(f):\n    return not {0}\n", [self.operand(operand)], {})
             if e["type"] == "Money":
                 return lambda f: -operand(f)
             if e["type"] == "Int":
@@ -321,6 +410,30 @@ class _Compiler:
             return self.legal_date(e)
         raise ValueError(f"unknown IR expression kind {kind!r}")
 
+    def field(self, e: IR) -> Expr:
+        """``record.field``, or ``list.field`` (that field of every record, in order).
+
+        A record's fields are stored in declaration order (:func:`engine.values.from_json`
+        builds them so), so the field is read at its position, checked by name.
+        """
+        of = self.operand(self.expr(e["of"]))
+        fname = e["field"]
+        of_type = e["of"]["type"]
+        is_list = of_type.startswith("List[")
+        record = of_type[5:-1] if is_list else of_type
+        declared = [f["name"] for r in self.contract["records"] if r["name"] == record
+                    for f in r["fields"]]
+        if fname not in declared:  # not a declared record (nothing to gain): by name
+            if is_list:
+                return fuse(_LIST_FIELD_BY_NAME, [of], {"NAME": fname})
+            return fuse("def fused(f):\n    return {0}.get(NAME)\n", [of], {"NAME": fname})
+        pos = declared.index(fname)
+        if not is_list:
+            return fuse(_FIELD, [of], {"NAME": fname, "POS": pos})
+        list_field = fuse(_LIST_FIELD, [of], _by_position(fname, pos))
+        self.list_fields[list_field] = (of, pos, fname)
+        return list_field
+
     def literal(self, type_name: str, raw: Any) -> Value:
         if type_name == "Money":
             return Money.parse(raw)
@@ -333,16 +446,21 @@ class _Compiler:
     def binary(self, e: IR) -> Expr:
         op = e["op"]
         left, right = self.expr(e["left"]), self.expr(e["right"])
-        if op == "and":
-            return lambda f: left(f) and right(f)
-        if op == "or":
-            return lambda f: left(f) or right(f)
+        operands = [self.operand(left), self.operand(right)]
+        if op in ("and", "or"):
+            return fuse(_BINARY[op], operands, {})
         lt, rt = e["left"]["type"], e["right"]["type"]
         if op in ("==", "!=", "<", "<=", ">", ">="):
+            if {lt, rt} != {"Int", "Decimal"}:  # same kind: Python's own comparison
+                return fuse(_BINARY[op], operands, {})
             cmp = _compare(op, lt, rt)
             return lambda f: cmp(left(f), right(f))
-        fn = _arith(op, lt, rt, e["type"])
         span = e.get("span", "")
+        result = e["type"]
+        if result in ("Money", "Int", "Text") and op in ("+", "-", "*"):
+            # Python's own operator is the exact operation (Money's are exact or raise)
+            return fuse(_ARITH[op], operands, {"FAULT": _arith_fault(span)})
+        fn = _arith(op, lt, rt, result)
 
         def arith(f: Frame) -> Value:
             try:
@@ -372,11 +490,16 @@ class _Compiler:
             return lambda f: pick(a(f), b(f))
         if name == "count":
             (a,) = args
-            return lambda f: len(a(f))
+            return fuse("def fused(f):\n    return len({0})\n", [self.operand(a)], {})
         if name == "sum":
             (a,) = args
             if e["type"] == "Money":
-                return lambda f: Money.total(a(f))
+                if a in self.list_fields:  # sum(list.field): the field read in the same loop
+                    items, pos, fname = self.list_fields[a]
+                    return fuse(_TOTAL_OF_FIELD, [items],
+                                {**_by_position(fname, pos), "TOTAL": Money.total})
+                return fuse("def fused(f):\n    return TOTAL({0})\n", [self.operand(a)],
+                            {"TOTAL": Money.total})
             if e["type"] == "Int":
                 return lambda f: sum(a(f))
             return lambda f: DECIMAL_CONTEXT.create_decimal(sum(a(f), Decimal(0)))
@@ -440,75 +563,114 @@ class _Compiler:
         return before
 
     # --- statements ------------------------------------------------------------
+    # A block of statements becomes one generated function (see _Source): its
+    # statements in order, with the expressions Python can evaluate exactly as the
+    # closures would (variables, terms, payload fields, constants, comparisons,
+    # and/or/not, Int and Text arithmetic of those) written in place, and every
+    # other expression called as its closure.  ``goto`` sets ``frame.goto`` and
+    # returns: it ends the rule.
     def block(self, stmts: list[IR]) -> Stmt:
-        compiled = [self.stmt(s) for s in stmts]
-        if not compiled:
-            return lambda f: None
-        if len(compiled) == 1:
-            return compiled[0]
+        if not stmts:
+            return _noop
+        src = _Source()
+        body: list[str] = []
+        for st in stmts:
+            self.stmt(st, src, body, 1)
+        return src.function(body)
 
-        def run(f: Frame) -> None:
-            for s in compiled:
-                s(f)
-
-        return run
-
-    def stmt(self, s: IR) -> Stmt:
+    def stmt(self, s: IR, src: _Source, out: list[str], depth: int) -> None:
+        pad = "    " * depth
         kind = s["stmt"]
         if kind == "set":
-            name = s["var"]
-            value = self.expr(s["value"])
-
-            def set_(f: Frame) -> None:
-                new = value(f)
-                old = f.vars[name]
-                f.vars[name] = new
-                f.log.append(("set", name, old, new))
-
-            return set_
+            name = src.bind(s["var"])
+            value = s["value"]
+            if value["expr"] == "binary" and value["op"] in ("+", "-", "*") \
+                    and value["type"] in ("Money", "Int", "Text"):
+                # the arithmetic in place, with its own fault (as _ARITH)
+                left, right = self.source(value["left"], src), self.source(value["right"], src)
+                fault = src.bind(_arith_fault(value.get("span", "")))
+                out += [f"{pad}try:",
+                        f"{pad}    new = {left} {value['op']} {right}",
+                        f"{pad}except ArithmeticError as exc:",
+                        f"{pad}    raise {fault}(exc) from exc"]
+            else:
+                out.append(f"{pad}new = {self.source(value, src)}")
+            src.uses.update(("_v", "_log"))
+            out += [f"{pad}old = _v[{name}]",
+                    f"{pad}_v[{name}] = new",
+                    f"{pad}_log.append(('set', {name}, old, new))"]
+            return
         if kind == "goto":
-            state = s["state"]
-
-            def goto(f: Frame) -> None:
-                f.goto = state
-                raise _Goto(state)
-
-            return goto
+            out += [f"{pad}f.goto = {src.bind(s['state'])}", f"{pad}return"]
+            return
         if kind == "if":
-            branches = [(self.expr(b["condition"]), self.block(b["body"])) for b in s["branches"]]
-            otherwise = self.block(s["otherwise"]) if s["otherwise"] is not None else None
-
-            def if_(f: Frame) -> None:
-                for cond, body in branches:
-                    if cond(f):
-                        body(f)
-                        return
-                if otherwise is not None:
-                    otherwise(f)
-
-            return if_
+            for i, b in enumerate(s["branches"]):
+                out.append(f"{pad}{'if' if i == 0 else 'elif'} {self.source(b['condition'], src)}:")
+                self.nested(b["body"], src, out, depth + 1)
+            if s["otherwise"] is not None:
+                out.append(f"{pad}else:")
+                self.nested(s["otherwise"], src, out, depth + 1)
+            return
         if kind in ("suspend", "resume", "restart"):
-            deadline = s["deadline"]
-            return lambda f: f.log.append((kind, deadline))
+            src.uses.add("_log")
+            out.append(f"{pad}_log.append(({src.bind(kind)}, {src.bind(s['deadline'])}))")
+            return
         if kind == "do":
-            return self.do(s)
+            tag, site, args = self.do(s, src)
+            pairs = "".join(f"({src.bind(name)}, {value}), " for name, value in args)
+            src.uses.add("_log")
+            out.append(f"{pad}_log.append(({src.bind(tag)}, {src.bind(site)}, ({pairs})))")
+            return
         raise ValueError(f"unknown IR statement {kind!r}")
 
-    def do(self, s: IR) -> Stmt:
+    def nested(self, stmts: list[IR], src: _Source, out: list[str], depth: int) -> None:
+        if not stmts:
+            out.append("    " * depth + "pass")
+        for st in stmts:
+            self.stmt(st, src, out, depth)
+
+    def source(self, e: IR, src: _Source) -> str:
+        """Python source evaluating ``e`` exactly as its closure does, in ``src``."""
+        kind = e["expr"]
+        if kind == "literal" and e["type"] != "DateTime":
+            return src.bind(self.literal(e["type"], e["value"]))
+        if kind in ("term", "var"):
+            local = "_t" if kind == "term" else "_v"
+            src.uses.add(local)
+            return f"{local}[{src.bind(e['name'])}]"
+        if kind == "payload":
+            src.uses.add("_p")
+            return f"_p[{src.bind(e['field'])}]"
+        if kind == "role":
+            return src.bind(e["name"])
+        if kind == "enum":
+            return src.bind(e["value"])
+        if kind == "unary" and e["op"] == "not":
+            return f"(not {self.source(e['operand'], src)})"
+        if kind == "binary":
+            op = e["op"]
+            left, right = e["left"], e["right"]
+            same_kind = {left["type"], right["type"]} != {"Int", "Decimal"}
+            if op in ("and", "or") or (op in _COMPARISONS and same_kind):
+                return f"({self.source(left, src)} {op} {self.source(right, src)})"
+            if op in ("+", "-", "*") and e["type"] in ("Int", "Text") \
+                    and left["expr"] in _LEAVES and right["expr"] in _LEAVES:
+                # int and text arithmetic of plain values cannot fail: no fault to catch
+                return f"({self.source(left, src)} {op} {self.source(right, src)})"
+        return f"{src.bind(self.expr(e))}(f)"
+
+    def do(self, s: IR, src: _Source) -> tuple[str, int, list[tuple[str, str]]]:
+        """Register the action site of a ``do``; its log tag, site and argument sources."""
         site = self.next_site
         self.next_site += 1
-        args = [(a["name"], self.expr(a["value"])) for a in s["args"]]
+        args = [(a["name"], self.source(a["value"], src)) for a in s["args"]]
         approval = s["approval"]
         if approval is None:
             self.sites[site] = ApprovalSite(
                 site, s["action"], "", PeriodUnit.DAYS, lambda f: 0,
                 _noop, _noop, _noop, s.get("span", ""),
             )
-
-            def do(f: Frame) -> None:
-                f.log.append(("do", site, tuple((n, a(f)) for n, a in args)))
-
-            return do
+            return "do", site, args
         unit, amount = self.period(approval["within"])
         self.sites[site] = ApprovalSite(
             site,
@@ -516,16 +678,37 @@ class _Compiler:
             approval["role"],
             unit,
             amount,
-            _catch_goto(self.block(approval["on_approved"])),
-            _catch_goto(self.block(approval["on_rejected"])),
-            _catch_goto(self.block(approval["on_timeout"])),
+            self.block(approval["on_approved"]),
+            self.block(approval["on_rejected"]),
+            self.block(approval["on_timeout"]),
             s.get("span", ""),
         )
+        return "approval", site, args
 
-        def ask(f: Frame) -> None:
-            f.log.append(("approval", site, tuple((n, a(f)) for n, a in args)))
 
-        return ask
+_COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+_LEAVES = ("literal", "term", "var", "payload", "role", "enum")
+_PROLOGUE = {"_v": "_v = f.vars", "_t": "_t = f.terms", "_p": "_p = f.payload",
+             "_log": "_log = f.log"}
+
+
+class _Source:
+    """A generated block function being written: its namespace (every name from
+    the rule set or value is bound here, never pasted into the source)."""
+
+    def __init__(self) -> None:
+        self.env: dict[str, Any] = {}
+        self.uses: set[str] = set()
+
+    def bind(self, value: Any) -> str:
+        name = f"_k{len(self.env)}"
+        self.env[name] = value
+        return name
+
+    def function(self, body: list[str]) -> Stmt:
+        prologue = [f"    {_PROLOGUE[u]}" for u in sorted(self.uses)]
+        source = "\n".join(["def rule(f):", *prologue, *body]) + "\n"
+        return compile_function(source, "rule", self.env)
 
 
 def _datetime_literal(text: str) -> Expr:
@@ -547,16 +730,6 @@ def _noop(f: Frame) -> None:
     return None
 
 
-def _catch_goto(body: Stmt) -> Stmt:
-    def run(f: Frame) -> None:
-        try:
-            body(f)
-        except _Goto:
-            pass
-
-    return run
-
-
 def _whole(n: Value, span: str) -> int:
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise RuntimeFault(f"a period length must be a whole number >= 0, not {n!r}", span)
@@ -565,10 +738,7 @@ def _whole(n: Value, span: str) -> int:
 
 def run_rule(body: Stmt, frame: Frame) -> None:
     """Run a rule's statements; a ``goto`` ends them (recorded in ``frame.goto``)."""
-    try:
-        body(frame)
-    except _Goto:
-        pass
+    body(frame)
 
 
 def compile_contract(contract: IR) -> Program:
@@ -643,7 +813,63 @@ def compile_contract(contract: IR) -> Program:
         approval_sites=dict(c.sites),
         remembered_events=frozenset(c.remembered),
         ir=contract,
+        var_names=tuple(v["name"] for v in contract["vars"]),
+        payload_parsers={e["name"]: _payload_parser(e["fields"], types)
+                         for e in contract["events"]},
+        anchor_events=frozenset(d.anchor_event for d in deadlines if d.anchor_event),
+        reads_deadline_days=c.reads_deadline_days,
     )
+
+
+def _payload_parser(fields: list[IR], types: TypeTable) -> Callable[[object], Any]:
+    """The generated ``parse(raw)`` of an event's payload (see ``Program.payload_parsers``).
+
+    Each field is converted by :func:`engine.values.from_json`, or first by a
+    shortcut for text (``_FROM_TEXT``) that gives the same value.  Any exception
+    gives None: the caller's general check then reports the problem, in its order
+    (unknown fields, missing fields, then the first bad value).
+    """
+    src = _Source()
+    lines = ["def parse(raw):",
+             f"    if raw.__class__ is not dict or len(raw) != {len(fields)}:",
+             "        return None",
+             "    try:"]
+    out = []
+    for i, f in enumerate(fields):
+        name, type_name = src.bind(f["name"]), f["type"]
+        convert = src.bind(functools.partial(from_json, type_name=type_name, types=types,
+                                             path=f["name"]))
+        from_text = _FROM_TEXT.get(type_name)
+        lines.append(f"        v = raw[{name}]")
+        if from_text is None:
+            lines.append(f"        x{i} = {convert}(v)")
+        else:
+            lines += [f"        x{i} = {src.bind(from_text)}(v) if v.__class__ is str else None",
+                      f"        if x{i} is None:",
+                      f"            x{i} = {convert}(v)"]
+        out.append(f"{name}: x{i}")
+    if not fields:
+        lines.append("        pass")
+    lines += ["    except Exception:",
+              "        return None",
+              f"    return {{{', '.join(out)}}}"]
+    return compile_function("\n".join(lines) + "\n", "parse", src.env)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_date(text: str) -> dt.date | None:
+    """The date of ``YYYY-MM-DD`` text, or None (the caller reports why)."""
+    if not _DATE_RE.fullmatch(text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+#: shortcuts for JSON text (see ``Program.payload_parsers``): the value
+#: :func:`engine.values.from_json` gives for a str, or None / ValueError
+_FROM_TEXT: dict[str, Callable[[str], Value]] = {"Money": Money.parse, "Date": _iso_date}
 
 
 def _builtin_enums() -> dict[str, tuple[str, ...]]:

@@ -240,6 +240,23 @@ def test_approval_lapses_when_instance_leaves_its_waiting_state() -> None:
     assert any(getattr(e, "status", "") == "lapsed" for e in r2.effects)
 
 
+def test_deadline_firing_while_an_approval_waits_keeps_it() -> None:
+    source = APPROVAL.replace(
+        "  on abandon in waiting { goto gave_up }",
+        "  on abandon in waiting { goto gave_up }\n"
+        "  deadline chase in waiting: 1 days after entering {\n"
+        "    do notify(party: officer, message: \"please decide\")\n  }")
+    p = program_of(source)
+    s = create(p, {"owed": "500.00"}, "2025-09-01 09:00").state
+    r = event(p, s, "found", "officer", "2025-09-02 09:00")
+    aid = _requested(r)
+    r2 = tick(p, r.state, "2025-09-04 00:00")  # chase (Wed 3rd) falls due; the approval waits
+    assert actions(r2) == ["notify"] and r2.state.state == "waiting"
+    assert [a.id for a in r2.state.approvals] == [aid] and r2.state.timers == ()
+    r3 = decide(p, r2.state, aid, "officer", True, "2025-09-04 10:00")
+    assert actions(r3) == ["freeze"] and r3.state.state == "frozen"
+
+
 PERIODS = HEAD + """
   state running initial
   state expired terminal
