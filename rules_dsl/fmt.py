@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from rules_dsl import ast
+from rules_dsl import ast, precedence
 from rules_dsl.diagnostics import Diagnostic, has_errors
 from rules_dsl.syntax import parse_source
 
@@ -73,44 +73,11 @@ _INDENT = "  "
 # Binding strength, lowest first, as in jrule.lark: or, and, not, comparison,
 # + -, * /, unary -, postfix (. [] call) and atoms.
 
-_OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _NEGATE, _POSTFIX, _ATOM = range(1, 10)
-
-_BINARY_LEVEL: dict[str, int] = {
-    "or": _OR,
-    "and": _AND,
-    "==": _COMPARE,
-    "!=": _COMPARE,
-    "<": _COMPARE,
-    "<=": _COMPARE,
-    ">": _COMPARE,
-    ">=": _COMPARE,
-    "+": _SUM,
-    "-": _SUM,
-    "*": _PRODUCT,
-    "/": _PRODUCT,
-}
-
-_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}
-
-
-def _quote(value: str) -> str:
-    """A string literal that parses back to ``value``.
-
-    Control characters and lone surrogates (which the grammar's ``\\uXXXX``
-    escape can produce) are written as ``\\uXXXX`` so the output is always
-    valid UTF-8 text whose line structure the value cannot disturb.
-    """
-    out = ['"']
-    for ch in value:
-        short = _SHORT_ESCAPES.get(ch)
-        if short is not None:
-            out.append(short)
-        elif unicodedata.category(ch) in ("Cc", "Cs"):
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+_OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _NEGATE, _POSTFIX, _ATOM = (
+    precedence.OR, precedence.AND, precedence.NOT, precedence.COMPARE, precedence.SUM,
+    precedence.PRODUCT, precedence.UNARY, precedence.POSTFIX, precedence.ATOM)
+_BINARY_LEVEL = precedence.BINARY_LEVEL
+_quote = precedence.quote_string
 
 
 def _width(text: str) -> int:

@@ -41,6 +41,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rules_dsl import precedence
+
 __all__ = [
     "Edge",
     "contract_edges",
@@ -60,34 +62,11 @@ IR = Mapping[str, Any]
 # --- expressions -----------------------------------------------------------------
 
 # Binding strength, loosest first, as in rules_dsl/jrule.lark.
-_OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _POSTFIX, _ATOM = range(1, 10)
-_BINARY_PREC = {
-    "or": _OR,
-    "and": _AND,
-    "==": _COMPARE,
-    "!=": _COMPARE,
-    "<": _COMPARE,
-    "<=": _COMPARE,
-    ">": _COMPARE,
-    ">=": _COMPARE,
-    "+": _SUM,
-    "-": _SUM,
-    "*": _PRODUCT,
-    "/": _PRODUCT,
-}
-_STRING_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}
-
-
-def _string_literal(value: str) -> str:
-    out = []
-    for ch in value:
-        if ch in _STRING_ESCAPES:
-            out.append(_STRING_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+_OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _POSTFIX, _ATOM = (
+    precedence.OR, precedence.AND, precedence.NOT, precedence.COMPARE, precedence.SUM,
+    precedence.PRODUCT, precedence.UNARY, precedence.POSTFIX, precedence.ATOM)
+_BINARY_PREC = precedence.BINARY_LEVEL
+_string_literal = precedence.quote_string
 
 
 def _literal_text(e: IR) -> str:
