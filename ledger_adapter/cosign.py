@@ -22,16 +22,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
-    Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger_adapter.errors import FormatError, SignatureError
 from ledger_adapter.note import (
+    KeyedVerifier,
     Note,
     NoteVerifier,
     VerifierKey,
@@ -71,39 +72,18 @@ class Cosignature:
     timestamp: int
 
 
-class CosignatureVerifier:
+class CosignatureVerifier(KeyedVerifier):
     """Checks one witness's cosignature/v1 signatures."""
 
     sig_type = COSIGNATURE_V1
 
-    def __init__(self, name: str, public_key: bytes) -> None:
-        check_key_name(name)
-        if len(public_key) != 32:
-            raise FormatError("an Ed25519 public key is 32 bytes", code="malformed_key")
-        self._name = name
-        self._public = public_key
-        self._key = Ed25519PublicKey.from_public_bytes(public_key)
-        self._id = key_id(name, COSIGNATURE_V1, public_key)
-
     @classmethod
-    def from_vkey(cls, text: str) -> CosignatureVerifier:
+    def from_vkey(cls, text: str) -> Self:
         vk = parse_vkey(text)
         if vk.sig_type != COSIGNATURE_V1:
             raise FormatError(f"{vk.name}: a witness key has signature type 0x04 "
                               f"(cosignature/v1), not 0x{vk.sig_type:02x}", code="malformed_key")
         return cls(vk.name, vk.public_key)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> int:
-        return self._id
-
-    @property
-    def vkey(self) -> str:
-        return VerifierKey(self._name, self._id, COSIGNATURE_V1, self._public).text()
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != 8 + 64:
@@ -116,17 +96,6 @@ class CosignatureVerifier:
         except InvalidSignature:
             return False
         return True
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CosignatureVerifier):
-            return NotImplemented
-        return other._name == self._name and other._public == self._public
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._name, self._public))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.vkey!r})"
 
 
 class CosignatureSigner:

@@ -26,7 +26,7 @@ import hashlib
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -43,6 +43,7 @@ __all__ = [
     "MAX_SIGNATURES",
     "Ed25519Signer",
     "Ed25519Verifier",
+    "KeyedVerifier",
     "Note",
     "NoteSigner",
     "NoteVerifier",
@@ -211,10 +212,12 @@ class NoteVerifier(Protocol):
     def verify(self, text: bytes, signature: bytes) -> bool: ...
 
 
-class Ed25519Verifier:
-    """Checks Ed25519 note signatures (type 0x01) by one named key."""
+class KeyedVerifier:
+    """What every verifier of one named Ed25519 key shares: the key, its id and
+    ``vkey`` text, equality and hashing.  Subclasses set ``sig_type`` and
+    define ``verify``."""
 
-    sig_type = ED25519
+    sig_type: int
 
     def __init__(self, name: str, public_key: bytes) -> None:
         check_key_name(name)
@@ -226,7 +229,7 @@ class Ed25519Verifier:
         self._id = key_id(name, self.sig_type, public_key)
 
     @classmethod
-    def from_vkey(cls, text: str) -> Ed25519Verifier:
+    def from_vkey(cls, text: str) -> Self:
         vk = parse_vkey(text)
         if vk.sig_type != cls.sig_type:
             raise FormatError(f"{vk.name}: expected a key of signature type "
@@ -250,6 +253,24 @@ class Ed25519Verifier:
     def vkey(self) -> str:
         return VerifierKey(self._name, self._id, self.sig_type, self._public).text()
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, KeyedVerifier)
+        return other._name == self._name and other._public == self._public
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._name, self._public))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.vkey!r})"
+
+
+class Ed25519Verifier(KeyedVerifier):
+    """Checks Ed25519 note signatures (type 0x01) by one named key."""
+
+    sig_type = ED25519
+
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != 64:
             return False
@@ -258,17 +279,6 @@ class Ed25519Verifier:
         except InvalidSignature:
             return False
         return True
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Ed25519Verifier):
-            return NotImplemented
-        return other._name == self._name and other._public == self._public
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._name, self._public))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.vkey!r})"
 
 
 class Ed25519Signer:
