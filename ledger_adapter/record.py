@@ -106,6 +106,12 @@ SCHEMA: dict[str, tuple[tuple[str, _Spec], ...]] = {
         ("state", FieldType.DIGEST), ("by", FieldType.TEXT),
         ("at", FieldType.INSTANT),
     ),
+    "signed_event": (
+        ("instance", FieldType.TEXT), ("seq", FieldType.UINT),
+        ("org", FieldType.TEXT), ("key", FieldType.TEXT),
+        ("message", FieldType.DIGEST), ("signature", FieldType.TEXT),
+        ("at", FieldType.INSTANT),
+    ),
     "key_rotation": (
         ("old", FieldType.VKEY), ("new", FieldType.VKEY), ("at", FieldType.INSTANT),
     ),

@@ -18,6 +18,7 @@ __all__ = ["main"]
 
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "admin": ("engine.api.admin_cli", "administer courts, users and organisations, roles, keys"),
     "audit": ("engine.audit", "check the whole store against the ledger and replays"),
     "check": ("rules_dsl.commands.check", "report every error and warning in .jrule files"),
     "compile": ("rules_dsl.commands.compile", "compile a .jrule file to its canonical IR"),
@@ -25,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "graph": ("rules_dsl.commands.graph", "draw a contract's state machine"),
     "period": ("contracts_lib.period_tool", "compute a legal period's last day"),
     "run": ("engine.demo", "the sandbox demo: examples deployed, cases on a virtual clock"),
+    "serve": ("engine.api.serve", "run the engine as an HTTP service (SQLite in ./jrule-data)"),
     "simulate": ("engine.simulate", "run a contract on a timeline of events, without a database"),
     "verify": ("ledger_adapter.commands.verify", "check a ledger receipt offline"),
     "witness": ("ledger_adapter.commands.witness", "check and cosign ledger checkpoints"),

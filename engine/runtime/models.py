@@ -36,14 +36,20 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "ApiKey",
     "Approval",
     "Base",
     "ContractVersion",
+    "Court",
+    "EventSignature",
     "Incident",
     "InputLog",
     "Instance",
     "Migration",
+    "OrgKey",
     "Outbox",
+    "Principal",
+    "PrincipalRole",
     "TimerRow",
     "UTCDateTime",
 ]
@@ -221,3 +227,78 @@ class Migration(Base):
     at: Mapped[dt.datetime] = mapped_column(_UTC)
     timers: Mapped[str] = mapped_column(Text)  # JSON: how each running timer was carried over
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# --- access control of the HTTP service (engine/api; migration 0004) -------------------
+
+
+class Court(Base):
+    __tablename__ = "courts"
+
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(_UTC)
+
+
+class Principal(Base):
+    """A user (court staff, a party) or an external organisation (mediation centre, bank)."""
+
+    __tablename__ = "principals"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # user|org
+    court: Mapped[str | None] = mapped_column(ForeignKey("courts.code"), nullable=True)
+    party_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(_UTC)
+
+
+class PrincipalRole(Base):
+    __tablename__ = "principal_roles"
+
+    principal: Mapped[str] = mapped_column(ForeignKey("principals.name"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(40), primary_key=True)
+    granted_at: Mapped[dt.datetime] = mapped_column(_UTC)
+    granted_by: Mapped[str] = mapped_column(String(200))
+
+
+class ApiKey(Base):
+    """An API key: its public id and the SHA-256 of its secret (the secret is never stored)."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    principal: Mapped[str] = mapped_column(ForeignKey("principals.name"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(_UTC)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(_UTC, nullable=True)
+
+
+class OrgKey(Base):
+    """An external organisation's registered Ed25519 public key (base64, 32 bytes)."""
+
+    __tablename__ = "org_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    principal: Mapped[str] = mapped_column(ForeignKey("principals.name"))
+    public_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(_UTC)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(_UTC, nullable=True)
+
+
+class EventSignature(Base):
+    """A signed event: the organisation's signature, kept with its input-log row."""
+
+    __tablename__ = "event_signatures"
+    __table_args__ = (UniqueConstraint("instance_id", "seq", name="uq_event_signatures_input"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(200))
+    seq: Mapped[int] = mapped_column(Integer)
+    principal: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)  # the signed text (jrule-event/1)
+    signature: Mapped[str] = mapped_column(String(100))  # base64
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(_UTC)

@@ -80,7 +80,7 @@ from engine.state import (
 if TYPE_CHECKING:
     from ledger_adapter.sql import SqlLedger
 
-__all__ = ["EngineService", "EventSubmission", "NewInstance"]
+__all__ = ["EngineService", "EventSubmission", "NewInstance", "TransactionHook"]
 
 log = logging.getLogger("jrule.runtime")
 
@@ -149,6 +149,9 @@ class _TickCmd:
 
 
 _Command = NewInstance | EventSubmission | _DecisionCmd | _TickCmd
+#: ``hook(conn, commands, outcomes, input_rows)``: see :meth:`EngineService.on_transaction`
+TransactionHook = Callable[[Connection, Sequence[Any], list[Outcome], list[dict[str, Any]]],
+                           None]
 
 
 class EngineService:
@@ -178,6 +181,7 @@ class EngineService:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._listeners: list[Callable[[dt.datetime | None], None]] = []
+        self._hooks: list[TransactionHook] = []
         #: the tamper-evident ledger every applied input is recorded in (optional)
         self.ledger = ledger
         if ledger is not None:
@@ -198,6 +202,21 @@ class EngineService:
     def subscribe(self, listener: Callable[[dt.datetime | None], None]) -> None:
         """Call ``listener(earliest newly armed due instant)`` after each commit that arms one."""
         self._listeners.append(listener)
+
+    def on_transaction(self, hook: TransactionHook) -> None:
+        """Run ``hook(conn, commands, outcomes, input_rows)`` inside every input transaction.
+
+        It runs last, after the ledger records were appended (each input-log row
+        dict then carries its ``ledger_index``), so whatever it writes commits or
+        rolls back with the inputs (e.g. the HTTP service's event signatures).
+        """
+        self._hooks.append(hook)
+
+    def append_to_ledger(self, conn: Connection, records: Sequence[Any]) -> list[int]:
+        """Append ``records`` to the ledger in ``conn``'s (writer) transaction; their indexes."""
+        if self.ledger is None:
+            raise EngineError("this engine runs without a ledger")
+        return self._append(conn, records)
 
     # ================================================================== versions
     def deploy(self, source_bytes: bytes, filename: str, deployed_by: str,
@@ -347,6 +366,8 @@ class EngineService:
                     outcomes = self._apply_all(conn, unit, commands)
                     unit.flush(conn)
                     self._record(conn, unit)
+                    for hook in self._hooks:
+                        hook(conn, commands, outcomes, unit.inputs)
                 self._committed(unit)
                 return outcomes
             except (IntegrityError, StaleInstance, DBAPIError) as exc:
@@ -394,6 +415,8 @@ class EngineService:
             T_INPUTS.c.seq == bindparam("b_seq")).values(ledger_index=bindparam("v_index")),
             [{"b_instance": row["instance_id"], "b_seq": row["seq"], "v_index": indexes[i]}
              for row, i in zip(unit.inputs, positions, strict=True)])
+        for row, i in zip(unit.inputs, positions, strict=True):
+            row["ledger_index"] = indexes[i]
 
     def _committed(self, unit: Unit) -> None:
         with self._cache_lock:

@@ -1,0 +1,170 @@
+"""The running service: engine, ledger, group writer, scheduler and dispatcher, together.
+
+:func:`open_runtime` builds them from a :class:`ServeConfig`; :meth:`Runtime.start`
+starts the background work and :meth:`Runtime.stop` stops it gracefully: no
+new events, the queued ones applied, the scheduler's run in progress and
+the dispatcher's delivery in progress finished, then the store closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.api.admin import Administration
+from engine.api.auth import Authenticator
+from engine.api.config import ConfigError, ServeConfig, load_delivery
+from engine.api.metrics import Metrics
+from engine.api.signatures import record_signatures
+from engine.api.writer import GroupWriter
+from engine.runtime.clock import Clock
+from engine.runtime.service import EngineService
+
+__all__ = ["Runtime", "load_ledger_signer", "open_runtime"]
+
+log = logging.getLogger("jrule.serve")
+
+
+@dataclass
+class Runtime:
+    config: ServeConfig
+    service: EngineService
+    writer: GroupWriter
+    authenticator: Authenticator
+    admin: Administration
+    metrics: Metrics
+    scheduler: Any = None
+    dispatcher: Any = None
+    witnesses: tuple[Any, ...] = ()
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    started: bool = False
+
+    @property
+    def ledger(self) -> Any:
+        return self.service.ledger
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        self.writer.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
+        if self.dispatcher is not None:
+            t = threading.Thread(target=self.dispatcher.run_forever, args=(self._stop, 1.0),
+                                 name="jrule-dispatcher", daemon=True)
+            t.start()
+            self._threads.append(t)
+            self.service.subscribe(lambda _due: self.dispatcher.wake())
+
+    def stop(self) -> None:
+        """Finish in-flight work, then close the store."""
+        self.writer.close()
+        self._stop.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+        for t in self._threads:
+            t.join(30)
+        self.service.close()
+
+
+def load_ledger_signer(config: ServeConfig) -> Any:
+    """The ledger's signing key: read from ``ledger_key``; made on first start only in
+    embedded mode (in production a key made by one process would fork the log)."""
+    from ledger_adapter.note import Ed25519Signer, generate_skey
+
+    path = config.ledger_key_path
+    if not path.exists():
+        if config.production:
+            raise ConfigError(f"the ledger signing key {path} does not exist; in production "
+                              "make it once (jrule admin ledger-key FILE) and give every "
+                              "server the same file (JRULE_LEDGER_KEY)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(generate_skey(config.ledger_origin) + "\n")
+        log.info("made a new ledger signing key at %s", path)
+    try:
+        return Ed25519Signer.from_skey(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the ledger signing key {path}: {exc}") from None
+
+
+def _dispatcher(config: ServeConfig, service: EngineService, clock: Clock | None) -> Any:
+    if not config.delivery:
+        log.warning("no delivery targets configured (delivery / JRULE_DELIVERY): triggered "
+                    "actions wait in the outbox")
+        return None
+    from engine.runtime.dispatcher import Dispatcher
+    from engine.runtime.handlers import RoutingHandler
+    from engine.runtime.webhook import WebhookHandler, load_private_key, write_key_pair
+
+    key_path = config.webhook_key_path
+    if not key_path.exists():
+        made, _ = write_key_pair(key_path.parent, key_path.stem)
+        key_path = made
+    key = load_private_key(key_path)
+    targets = load_delivery(config.delivery)
+
+    def make(target: Any) -> Any:
+        return WebhookHandler(str(target["url"]), key, str(target.get("key_id", "jrule")),
+                              timeout=float(target.get("timeout", 10)), clock=clock)
+
+    try:
+        handler = RoutingHandler.from_config(targets, make)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"{config.delivery}: {exc}") from None
+    return Dispatcher(service.db, handler, clock)
+
+
+def open_runtime(config: ServeConfig, *, clock: Clock | None = None,
+                 service: EngineService | None = None, scheduler: bool = True,
+                 dispatcher: Any = None) -> Runtime:
+    """Open the store (migrating it), the ledger, and build the service's parts.
+
+    ``service`` (with its ledger) may be given by a caller that already has one
+    (``jrule run``'s sandbox); otherwise it is opened from ``config``.
+    """
+    from contracts_lib.calendar import load_calendar
+    from engine.runtime.db import open_database
+    from ledger_adapter.cosign import CosignatureVerifier
+    from ledger_adapter.sql import SqlLedger
+
+    if service is None:
+        if not config.production:
+            Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+        signer = load_ledger_signer(config)
+        calendars = [load_calendar(c) for c in config.calendars] or [load_calendar("cn")]
+        db = open_database(config.url)
+        try:
+            ledger = SqlLedger(db.engine, config.ledger_origin, signer)
+            mode = "sandbox" if config.sandbox else "production"
+            service = EngineService(config.url, clock, calendars[0], mode=mode,
+                                    calendars=calendars[1:], db=db, ledger=ledger)
+        except BaseException:
+            db.close()
+            raise
+    try:
+        service.on_transaction(record_signatures(service))
+        metrics = Metrics(service)
+        writer = GroupWriter(service, on_applied=metrics.events_applied)
+        runtime = Runtime(
+            config=config, service=service, writer=writer,
+            authenticator=Authenticator(service.db, config.auth_cache_seconds),
+            admin=Administration(service.db, service.ledger), metrics=metrics,
+            witnesses=tuple(CosignatureVerifier.from_vkey(v) for v in config.witnesses))
+        if scheduler:
+            from engine.runtime.scheduler import EngineScheduler
+
+            runtime.scheduler = EngineScheduler(service, sweep_seconds=config.sweep_seconds)
+        runtime.dispatcher = dispatcher if dispatcher is not None else \
+            _dispatcher(config, service, clock)
+    except BaseException:
+        service.close()
+        raise
+    return runtime

@@ -1,0 +1,87 @@
+"""``jrule serve``: the engine as an HTTP service.
+
+With no configuration it runs the embedded default: a SQLite file in
+``./jrule-data``, the in-process scheduler and dispatcher, the embedded
+ledger (its signing key made on first start), and prints where the API and
+its documentation are.  On the first start it also creates a court
+``default`` and an ``admin`` principal and prints its API key, once.
+Settings: :mod:`engine.api.config` (``--config FILE``, ``JRULE_*``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+__all__ = ["HELP", "add_arguments", "bootstrap", "run", "serve_app"]
+
+HELP = "run the engine as an HTTP service (embedded default: SQLite in ./jrule-data)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="TOML configuration file")
+    parser.add_argument("--data", default=None, help="data directory (default jrule-data)")
+    parser.add_argument("--db", default=None, help="database URL (postgresql://... for "
+                                                   "production; default SQLite in --data)")
+    parser.add_argument("--host", default=None, help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (8640)")
+
+
+def bootstrap(runtime: Any, out: TextIO) -> None:
+    """First start of an embedded store: a ``default`` court and an ``admin`` key."""
+    from engine.api.admin import AdminError
+
+    admin = runtime.admin
+    if admin.has_principals():
+        return
+    if runtime.config.production:
+        out.write("no principals yet: create them with `jrule admin` (see docs/api.md)\n")
+        return
+    try:
+        admin.create_court("default", "default court", "jrule serve")
+        admin.add_principal("admin", "user", None, ["admin", "reviewer", "rule_author"],
+                            "jrule serve")
+        key, _ = admin.issue_key("admin", "jrule serve")
+    except AdminError:
+        return  # another process bootstrapped it first
+    out.write(f"first start: created principal `admin` (roles admin, reviewer, rule_author); "
+              f"its API key, shown only now:\n  {key}\n")
+
+
+def serve_app(app: Any, host: str, port: int) -> None:
+    """Run ``app`` with uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=30, lifespan="on")
+    uvicorn.Server(config).run()
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None,
+        err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    from engine.api.app import create_app
+    from engine.api.config import load_config
+    from engine.api.logs import configure_logging
+    from engine.api.runtime import open_runtime
+    from engine.runtime.errors import EngineError
+
+    try:
+        config = load_config(args.config, data_dir=args.data, database_url=args.db,
+                             host=args.host, port=args.port)
+        configure_logging(config.log_level)
+        runtime = open_runtime(config)
+    except EngineError as exc:
+        err.write(f"jrule serve: error: {exc.message}\n")
+        return 2
+    bootstrap(runtime, out)
+    base = f"http://{config.host}:{config.port}"
+    mode = "production (PostgreSQL)" if config.production else \
+        f"embedded (SQLite in {config.data_dir}/)"
+    out.write(f"jrule serve: {mode}\n  API      {base}/\n  docs     {base}/docs\n"
+              f"  OpenAPI  {base}/openapi.json\n  health   {base}/health\n")
+    out.flush()
+    serve_app(create_app(runtime), config.host, config.port)
+    return 0
