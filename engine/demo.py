@@ -6,8 +6,13 @@ mediation agreements.  The clock is moved one day at a time: reminders go
 out, a partial payment is credited, an agreement confirmed by the court turns
 into an automatic enforcement filing, an unconfirmed one into a trial filing,
 and the receiver dockets them with case numbers.  At the end one instance's
-timeline is printed with its explanations, and (when the ledger is present)
-a receipt is verified offline.
+timeline is printed with its explanations, and the receipt of the automatic
+enforcement filing is fetched from the ledger and verified offline.
+
+Then (unless ``--no-serve``) the same sandbox keeps running as the HTTP
+service (``jrule serve`` on the virtual clock, the demo's reference court
+system as its delivery target): it prints the API's address and a sandbox
+API key, and serves until Ctrl-C (or ``--serve-seconds``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of .jrule rule sets to deploy (default: ./examples)")
     parser.add_argument("--days", type=int, default=45, help="virtual days to run (default 45)")
     parser.add_argument("--lang", choices=("zh", "en"), default="en")
+    parser.add_argument("--no-serve", dest="serve", action="store_false",
+                        help="stop after the demo instead of serving the API")
+    parser.add_argument("--port", type=int, default=8640, help="API port (default 8640)")
+    parser.add_argument("--serve-seconds", type=float, default=None,
+                        help="stop serving after this many seconds (default: until Ctrl-C)")
 
 
 def _find_examples(arg: str | None) -> Path | None:
@@ -60,6 +70,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     from engine.runtime.receiver.server import ReferenceReceiver
     from engine.runtime.service import EngineService
     from engine.runtime.webhook import WebhookHandler
+    from ledger_adapter import Ed25519Signer
+    from ledger_adapter.sql import SqlLedger
 
     examples = _find_examples(args.examples)
     if examples is None:
@@ -73,7 +85,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     sandbox.mkdir(parents=True)
     db_path = sandbox / "jrule.sqlite3"
     clock = VirtualClock(START)
-    service = EngineService(f"sqlite:///{db_path}", clock=clock, mode="sandbox")
+    from engine.runtime.db import open_database
+
+    db = open_database(f"sqlite:///{db_path}")
+    ledger = SqlLedger(db.engine, LEDGER_ORIGIN, Ed25519Signer.generate(LEDGER_ORIGIN),
+                       clock=clock.now)
+    service = EngineService(f"sqlite:///{db_path}", clock=clock, mode="sandbox", db=db,
+                            ledger=ledger)
     key = Ed25519PrivateKey.generate()
     receiver = ReferenceReceiver(key.public_key(), db_path=str(sandbox / "court.sqlite3")).start()
     handler = WebhookHandler(receiver.url, key, "demo-webhook", clock=clock)
@@ -87,10 +105,85 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         _cases(service, out)
         _advance(service, dispatcher, clock, args.days, args.lang, out)
         _summary(service, args.lang, out)
+        _verify_receipt(service, out)
+        if getattr(args, "serve", False):
+            _serve(args, service, clock, dispatcher, sandbox, out)
     finally:
         receiver.stop() if hasattr(receiver, "stop") else None
         service.close()
     return 0
+
+
+LEDGER_ORIGIN = "sandbox.jrule.local/ledger"
+
+
+def _verify_receipt(service: Any, out: TextIO) -> None:
+    """Fetch the receipt of the enforcement filing's transition and check it offline."""
+    from sqlalchemy import select
+
+    from engine.runtime.unit import T_INPUTS
+    from ledger_adapter import verify_receipt
+
+    ledger = service.ledger
+    with service.db.read() as conn:
+        rows = conn.execute(select(T_INPUTS.c.seq, T_INPUTS.c.result, T_INPUTS.c.ledger_index)
+                            .where(T_INPUTS.c.instance_id == "med-confirmed")
+                            .order_by(T_INPUTS.c.seq)).all()
+    chosen = next((r for r in rows if "file_enforcement_case" in r.result), rows[-1])
+    receipt = ledger.receipt(chosen.ledger_index)
+    report = verify_receipt(receipt, [k.vkey for k in ledger.log_keys()])
+    _say(out, "\nledger receipt"
+              f" for med-confirmed step {chosen.seq} (entry "
+              f"{chosen.ledger_index} of {ledger.size()}): "
+              f"{'verified offline' if report.ok else 'NOT verified: ' + str(report.failure)}")
+
+
+def _serve(args: argparse.Namespace, service: Any, clock: Any, dispatcher: Any,
+           sandbox: Path, out: TextIO) -> None:
+    """Keep the sandbox running as the HTTP service until Ctrl-C (or --serve-seconds)."""
+    import threading
+
+    from engine.api.app import create_app
+    from engine.api.config import load_config
+    from engine.api.runtime import open_runtime
+    from engine.api.serve import serve_app
+
+    config = load_config(env={}, data_dir=str(sandbox), port=args.port, sandbox=True,
+                         access_log=False)
+    runtime = open_runtime(config, clock=clock, service=service, dispatcher=dispatcher)
+    runtime.admin.create_court("sandbox", "sandbox court", "jrule run")
+    runtime.admin.add_principal("sandbox", "user", None,
+                                ["rule_author", "reviewer", "clerk", "judge",
+                                 "enforcement_officer", "admin"], "jrule run")
+    key, _ = runtime.admin.issue_key("sandbox", "jrule run")
+    base = f"http://127.0.0.1:{args.port}"
+    _say(out, f"""
+the sandbox now runs as the HTTP service (virtual clock at {clock.now():%Y-%m-%d}):
+  API       {base}/            docs {base}/docs
+  API key   {key}
+try:
+  curl -H 'Authorization: Bearer {key}' {base}/instances/med-confirmed/timeline
+  curl -H 'Authorization: Bearer {key}' -X POST -H 'content-type: application/json' \\
+       -d '{{"days": 30}}' {base}/sandbox/clock
+  curl {base}/ledger/checkpoint
+Ctrl-C stops it.""")
+    app = create_app(runtime, manage=False)
+    runtime.start()
+    try:
+        if args.serve_seconds is not None:
+            import uvicorn
+
+            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=args.port,
+                                                   log_config=None, access_log=False))
+            timer = threading.Timer(args.serve_seconds,
+                                    lambda: setattr(server, "should_exit", True))
+            timer.start()
+            server.run()
+            timer.cancel()
+        else:
+            serve_app(app, "127.0.0.1", args.port)
+    finally:
+        runtime.stop()
 
 
 MEDIATION = "调解协议履行"
@@ -106,7 +199,8 @@ def _cases(service: Any, out: TextIO) -> None:
     _say(out, "\ncreating demo cases (mediation agreements of 3000.00 due 2025-09-30):")
     for case, what in cases.items():
         result = service.create_instance(MEDIATION, case,
-                                         {"协议生效日": "2025-09-01", "履行计划": plan})
+                                         {"协议生效日": "2025-09-01", "履行计划": plan},
+                                         court="sandbox")
         _say(out, f"  {case}: {what} -> {'created' if result.accepted else result.message}")
 
 

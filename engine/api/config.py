@@ -26,6 +26,9 @@ auth_cache_seconds     ``JRULE_AUTH_CACHE_SECONDS``  ``5``
 sweep_seconds          ``JRULE_SWEEP_SECONDS``     ``5``
 access_log             ``JRULE_ACCESS_LOG``        ``true`` (one JSON line per request)
 log_level              ``JRULE_LOG_LEVEL``         ``INFO``
+virtual_clock          ``JRULE_VIRTUAL_CLOCK``     none: an ISO instant; runs a *sandbox* on
+                                                   a virtual clock standing there (moved by
+                                                   ``POST /sandbox/clock``), for rehearsals
 =====================  ==========================  ======================================
 
 The mode follows the database: SQLite is the *embedded* mode (one process),
@@ -76,6 +79,7 @@ class ServeConfig:
     sweep_seconds: float = 5.0
     access_log: bool = True
     log_level: str = "INFO"
+    virtual_clock: str = ""
     #: not configurable from files: set by ``jrule run`` for its sandbox
     sandbox: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -17,7 +17,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/ledger", tags=["ledger"])
 
 _TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
-_SIZE = Query(ge=0, le=2**62)
 
 
 def _ledger(request: Request) -> Any:
@@ -74,8 +73,8 @@ def _b64(hashes: list[bytes]) -> list[str]:
 
 @router.get("/proofs/inclusion", operation_id="ledger_inclusion_proof", response_model=Proof,
             responses=error_responses(404, 422, 503))
-def ledger_inclusion_proof(request: Request, index: int = _SIZE,
-                           size: int = _SIZE) -> dict[str, Any]:
+def ledger_inclusion_proof(request: Request, index: int = Query(ge=0, le=2**62),
+                           size: int = Query(ge=1, le=2**62)) -> dict[str, Any]:
     """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves (base64)."""
     ledger = _ledger(request)
     if not 0 <= index < size:
@@ -87,8 +86,8 @@ def ledger_inclusion_proof(request: Request, index: int = _SIZE,
 
 @router.get("/proofs/consistency", operation_id="ledger_consistency_proof",
             response_model=Proof, responses=error_responses(404, 422, 503))
-def ledger_consistency_proof(request: Request, old: int = _SIZE,
-                             size: int = _SIZE) -> dict[str, Any]:
+def ledger_consistency_proof(request: Request, old: int = Query(ge=0, le=2**62),
+                             size: int = Query(ge=0, le=2**62)) -> dict[str, Any]:
     """RFC 9162 consistency proof from the tree of ``old`` leaves to that of ``size``."""
     ledger = _ledger(request)
     if not 0 <= old <= size:
@@ -102,7 +101,8 @@ def ledger_consistency_proof(request: Request, old: int = _SIZE,
 @router.get("/witness/add-checkpoint", operation_id="witness_add_checkpoint_request",
             response_class=PlainTextResponse,
             responses={200: _TEXT, **error_responses(404, 409, 422, 503)})
-def witness_add_checkpoint_request(request: Request, old: int = _SIZE) -> PlainTextResponse:
+def witness_add_checkpoint_request(request: Request,
+                                   old: int = Query(0, ge=0, le=2**62)) -> PlainTextResponse:
     """The tlog-witness ``add-checkpoint`` body for a witness that last cosigned the tree of
     ``old`` leaves: the consistency proof to the latest checkpoint and that checkpoint.
     Feed it to ``jrule witness cosign`` and post the answer back."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ class Runtime:
         for t in self._threads:
             t.join(30)
         self.service.close()
+        log.info("stopped: queued events applied, scheduler and dispatcher finished")
 
 
 def load_ledger_signer(config: ServeConfig) -> Any:
@@ -135,6 +136,20 @@ def open_runtime(config: ServeConfig, *, clock: Clock | None = None,
     from ledger_adapter.cosign import CosignatureVerifier
     from ledger_adapter.sql import SqlLedger
 
+    if service is None and clock is None and config.virtual_clock:
+        import datetime as dt
+
+        from engine.runtime.clock import VirtualClock
+
+        try:
+            start = dt.datetime.fromisoformat(config.virtual_clock.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"virtual_clock must be an ISO 8601 instant, not "
+                              f"{config.virtual_clock!r}") from None
+        if start.tzinfo is None:
+            raise ConfigError("virtual_clock needs a time zone (e.g. 2025-09-01T02:00:00Z)")
+        clock = VirtualClock(start)
+        config = replace(config, sandbox=True)
     if service is None:
         if not config.production:
             Path(config.data_dir).mkdir(parents=True, exist_ok=True)

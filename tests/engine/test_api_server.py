@@ -1,0 +1,212 @@
+"""The HTTP service against a real server process (uvicorn on loopback), SQLite and PostgreSQL.
+
+One story per backend: a rule author compiles (errors with codes and
+positions), a reviewer deploys, a clerk opens a case, events go in (applied,
+duplicate, refused — each with the one error shape), the case is read back
+(state, deadlines with how they were computed, timeline with explanations),
+a judge confirms an approval, an instance is migrated, a receipt fetched from
+the public ledger verifies offline, consistency proofs check out, a
+mediation centre's signed event is kept on the ledger, metrics count it all.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+from pathlib import Path
+from typing import Any
+
+import httpx
+from api_support import Server, prepare_store
+from runtime_support import APPROVALS, DATA, MINIMAL
+
+from engine.api.signatures import event_message
+from ledger_adapter import verify_receipt
+from ledger_adapter.merkle import verify_consistency
+from ledger_adapter.note import b64decode
+
+TERMS = {"金额": "1000.00", "履行期限": "2025-09-30", "司法确认": True}
+
+
+def _source(path: Path) -> dict[str, str]:
+    return {"source": path.read_text(encoding="utf-8"), "filename": path.name}
+
+
+def _error(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, (r.status_code, r.text)
+    body = r.json()
+    assert set(body) == {"code", "message", "details"}, body
+    if code is not None:
+        assert body["code"] == code, body
+    return dict(body)
+
+
+def test_the_service_story(store_url: str, tmp_path: Path) -> None:
+    store = prepare_store(store_url, tmp_path / "data")
+    with Server(store, virtual_clock="2025-09-01T02:00:00Z") as server:
+        author, reviewer = server.client("rule_author"), server.client("reviewer")
+        clerk, judge = server.client("clerk"), server.client("judge")
+        officer, public = server.client("enforcement_officer"), server.client()
+
+        # compile: errors with their codes and spans; a good one gives its IR id
+        bad = author.post("/contracts/compile", json={"source": "contract x {", "filename":
+                                                      "bad.jrule"})
+        diags = _error(bad, 422, "does_not_compile")["details"]
+        assert diags[0]["code"] == "E001" and diags[0]["line"] == 1 and diags[0]["column"]
+        ok = author.post("/contracts/compile", json=_source(MINIMAL))
+        assert ok.status_code == 200 and len(ok.json()["ruleset_id"]) == 64
+        _error(author.post("/contracts/deploy", json=_source(MINIMAL)), 403, "forbidden")
+        deployed = reviewer.post("/contracts/deploy", json=_source(MINIMAL))
+        assert deployed.status_code == 201, deployed.text
+        assert reviewer.post("/contracts/deploy", json=_source(APPROVALS)).status_code == 201
+        cp0 = public.get("/ledger/checkpoint").text.splitlines()
+        versions = clerk.get("/contracts", params={"name": "调解协议"}).json()
+        assert versions[0]["id"] == deployed.json()["contracts"][0]
+        assert versions[0]["diagram"].startswith("stateDiagram-v2")
+
+        # a case with its terms and parties
+        made = clerk.post("/instances", json={
+            "contract": "调解协议", "instance": "case-1", "terms": TERMS,
+            "parties": {"申请人": "p-1", "调解组织": "med-1"}})
+        assert made.status_code == 201, made.text
+        assert made.json()["state"] == "履行中" and made.json()["ledger"]["index"] is not None
+        _error(clerk.post("/instances", json={"contract": "nope", "instance": "x",
+                                              "terms": {}}), 404, "unknown_contract")
+        _error(clerk.post("/instances", json={"contract": "调解协议", "instance": "y",
+                                              "terms": {"金额": "abc"}}), 422, "bad_terms")
+
+        # events: applied (with explanation and ledger entry), duplicate, refused
+        pay = {"event": "付款", "role": "被申请人", "payload": {"数额": "400.00"},
+               "idempotency_key": "pay-1"}
+        first = clerk.post("/instances/case-1/events", json=pay)
+        assert first.status_code == 200, first.text
+        body = first.json()
+        assert body["accepted"] and not body["duplicate"] and body["seq"] == 2
+        assert body["explanations"] and body["ledger"]["receipt"].startswith("/ledger/")
+        again = officer.post("/instances/case-1/events", json=pay).json()
+        assert again["duplicate"] and again["seq"] == 2
+        assert again["ledger"]["index"] == body["ledger"]["index"]
+        _error(clerk.post("/instances/case-1/events", json={**pay, "idempotency_key": "p2",
+                                                            "payload": {"数额": "x"}}),
+               422, "bad_payload")
+        _error(clerk.post("/instances/case-1/events", json={"event": "付款", "role": "外人",
+                                                            "payload": {"数额": "1.00"}}),
+               409, "role_not_allowed")
+        _error(clerk.post("/instances/nope/events", json=pay), 404)
+        _error(clerk.post("/instances/case-1/events", content=b"{not json",
+                          headers={"content-type": "application/json"}), 422,
+               "invalid_request")
+
+        # concurrent events are group-committed, each applied once
+        def submit(n: int) -> int:
+            with server.client("clerk") as c:
+                r = c.post("/instances/case-1/events", json={
+                    "event": "付款", "role": "被申请人", "payload": {"数额": "1.00"},
+                    "idempotency_key": f"c{n % 10}"})
+                assert r.status_code == 200, r.text
+                return int(r.json()["seq"])
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            seqs = list(pool.map(submit, range(40)))
+        assert sorted(set(seqs)) == list(range(3, 13))
+
+        # reading the case back
+        state = clerk.get("/instances/case-1").json()
+        assert state["variables"]["已付"] == "410.00" and state["seq"] == 12
+        deadlines = clerk.get("/instances/case-1/deadlines").json()
+        assert {d["deadline"] for d in deadlines} == {"提醒", "到期"}
+        assert all(d["how_en"] for d in deadlines)
+        timeline = clerk.get("/instances/case-1/timeline").json()
+        assert len(timeline) == 12 and timeline[1]["explanations"]
+
+        # approvals: confirm with a reason (the judge), refusals in the error shape
+        officer.post("/instances", json={}).status_code == 403  # noqa: B015
+        assert clerk.post("/instances", json={"contract": "freeze_flow", "instance": "f-1",
+                                              "terms": {"owed": "5000.00", "rate": "0.01"}}
+                          ).status_code == 201
+        found = officer.post("/instances/f-1/events", json={
+            "event": "property_found", "role": "officer",
+            "payload": {"amount": "8000.00", "kind": "bank_deposit"}}).json()
+        approval = found["approvals"][0]["id"]
+        pending = judge.get("/approvals", params={"role": "judge"}).json()
+        assert [p["id"] for p in pending] == [approval]
+        _error(judge.post(f"/approvals/{approval}/reject", json={"role": "judge",
+                                                                "reason": ""}), 422)
+        _error(judge.post(f"/approvals/{approval}/confirm", json={"role": "officer"}), 409,
+               "role_not_allowed")
+        confirmed = judge.post(f"/approvals/{approval}/confirm",
+                               json={"role": "judge", "reason": "deposit verified"})
+        assert confirmed.status_code == 200 and confirmed.json()["state"] == "frozen_state"
+        assert judge.get("/instances/f-1/approvals").json()[0]["decided_by"] == "judge"
+        outbox = clerk.get("/actions/outbox", params={"instance": "f-1"}).json()
+        assert [o["action"] for o in outbox] == ["freeze"]
+        assert clerk.get("/actions/incidents").json() == []
+        _error(clerk.post("/actions/incidents/12345/retry"), 404)
+
+        # migration to another version, recorded on the ledger
+        v2 = reviewer.post("/contracts/deploy", json=_source(DATA / "mediation_v2.jrule"))
+        if v2.status_code == 201:
+            new_ids = v2.json()["contracts"]
+            target = next(i for i in new_ids if i != deployed.json()["contracts"][0])
+            mig = server.client("admin").post("/instances/case-1/migrate", json={"to": target})
+            assert mig.status_code in (200, 409), mig.text
+        _error(judge.post("/instances/case-1/migrate", json={"to": "0" * 64}), 404)
+
+        # a mediation centre's signed event: verified, kept with the event and on the ledger
+        signed = {"event": "付款", "role": "申请人", "payload": {"数额": "5.00"},
+                  "idempotency_key": "med-sig-1"}
+        message = event_message("case-1", "付款", "申请人", {"数额": "5.00"}, "med-sig-1")
+        assert store.org_private is not None
+        sig = base64.b64encode(store.org_private.sign(message.encode())).decode()
+        med = server.client("mediation_centre")
+        forged = {**signed, "signature": {"key_id": store.org_key_id,
+                                          "value": base64.b64encode(b"x" * 64).decode()}}
+        _error(med.post("/instances/case-1/events", json=forged), 422, "bad_signature")
+        good = med.post("/instances/case-1/events", json={
+            **signed, "signature": {"key_id": store.org_key_id, "value": sig}})
+        assert good.status_code == 200, good.text
+        assert good.json()["signature"]["verified"]
+
+        # the public ledger: receipts verify offline, proofs check out
+        keys = public.get("/ledger/keys").text
+        vkeys = [line.split()[0] for line in keys.splitlines() if line and line[0] != "#"]
+        assert vkeys == [store.vkey]
+        receipt = public.get(body["ledger"]["receipt"])
+        assert receipt.status_code == 200
+        assert verify_receipt(receipt.text.encode(), vkeys).ok
+        cp1 = public.get("/ledger/checkpoint").text
+        size1 = int(cp1.splitlines()[1])
+        kinds = []
+        for index in range(size1):
+            r = public.get(f"/ledger/receipts/{index}")
+            report = verify_receipt(r.text.encode(), vkeys)
+            assert report.ok, report.failure
+            assert report.record is not None
+            kinds.append(report.record.kind)
+        assert {"admin", "deployment", "transition", "signed_event"} <= set(kinds)
+        assert kinds.count("signed_event") == 1
+        size0 = int(cp0[1])
+        proof = public.get("/ledger/proofs/consistency", params={"old": size0, "size": size1})
+        assert proof.status_code == 200 and proof.json()["hashes"], proof.text
+        verify_consistency(size0, size1, [b64decode(h) for h in proof.json()["hashes"]],
+                           b64decode(cp0[2]), b64decode(cp1.splitlines()[2]))
+        inclusion = public.get("/ledger/proofs/inclusion", params={"index": 0, "size": size1})
+        assert len(inclusion.json()["hashes"]) >= 1
+        _error(public.get("/ledger/receipts/999999"), 404)
+        _error(public.get("/ledger/proofs/inclusion", params={"index": 5, "size": 2}), 422)
+
+        # metrics, and the error shape for unknown routes and methods
+        metrics = server.client("admin").get("/metrics")
+        assert metrics.status_code == 200
+        text = metrics.text
+        assert 'jrule_events_total{outcome="applied"}' in text
+        assert "jrule_ledger_size" in text and "jrule_deadline_lateness_seconds_bucket" in text
+        _error(clerk.get("/metrics"), 403, "forbidden")
+        _error(public.get("/no/such/route"), 404, "not_found")
+        _error(public.delete("/health"), 405, "method_not_allowed")
+        _error(public.get("/instances/case-1"), 401, "unauthenticated")
+        _error(public.get("/instances/case-1", headers={"Authorization": "Bearer nope"}), 401)
+        assert public.get("/openapi.json").json()["info"]["title"] == "jrule"
+        assert server.stop() in (0, -15)  # uvicorn re-raises SIGTERM once shut down
+    assert "Traceback" not in server.output()
+    assert "stopped: queued events applied" in server.output()
