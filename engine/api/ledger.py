@@ -120,7 +120,7 @@ def witness_add_checkpoint_request(request: Request,
 @router.post("/witness/cosignatures", operation_id="witness_submit_cosignature",
              response_model=dict[str, Any],
              openapi_extra={"requestBody": {"required": True, **_TEXT}},
-             responses=error_responses(400, 403, 404, 413, 503))
+             responses=error_responses(400, 404, 413, 422, 503))
 async def witness_submit_cosignature(request: Request,
                                      size: int = Query(ge=0, le=2**62)) -> dict[str, Any]:
     """A witness hands in its cosignature lines for the checkpoint of ``size`` entries.
@@ -146,8 +146,8 @@ def _store_cosignatures(rt: Any, size: int, body: bytes) -> dict[str, Any]:
     if ledger is None:
         raise ApiError(503, "unavailable", "this engine runs without a ledger")
     if not rt.witnesses:
-        raise ApiError(403, "forbidden", "this service accepts no witnesses (configure "
-                                         "`witnesses`)")
+        raise ApiError(404, "no_witnesses", "this service accepts no cosignatures "
+                                            "(configure `witnesses`)")
     cp = ledger.checkpoint_at(size)
     try:
         note = parse_note(cp.note)
@@ -156,7 +156,7 @@ def _store_cosignatures(rt: Any, size: int, body: bytes) -> dict[str, Any]:
     except (LedgerError, UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, "bad_cosignature", f"not valid cosignature lines: {exc}") from None
     if not verified:
-        raise ApiError(403, "forbidden", "no cosignature by a configured witness")
+        raise ApiError(422, "unknown_witness", "no valid cosignature by a configured witness")
     lines = b"".join(sig.line().encode("utf-8") for _, sig in verified)
     ledger.add_cosignatures(size, lines)
     return {"size": size, "accepted": [v.name for v, _ in verified], "ignored": len(unknown)}
