@@ -179,8 +179,9 @@ def migrate_instance(request: Request, body: MigrateRequest, instance_id: str = 
 @router.post("/{instance_id}/events", operation_id="submit_event", response_model=Result,
              tags=["events"], responses=error_responses(401, 403, 404, 409, 422, 503))
 async def submit_event(request: Request, body: EventRequest, instance_id: str = InstanceId,
-                       idempotency_key: str | None = Header(None, min_length=1,
-                                                            max_length=200),
+                       idempotency_key: str | None = Header(
+                           None, min_length=1, max_length=200, pattern="^[!-~]+$",
+                           description="idempotency key (printable ASCII; or in the body)"),
                        caller: Caller = Depends(guard("submit_event"))) -> Any:
     """Submit an event.  Answer: what it changed and why, with its ledger entry; or why
     it was refused (409/422) — a refused event changes nothing."""

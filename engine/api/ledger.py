@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
@@ -30,14 +30,14 @@ def _text(data: bytes | str) -> PlainTextResponse:
     return PlainTextResponse(data if isinstance(data, str) else data.decode("utf-8"))
 
 
-@router.get("/checkpoint", operation_id="ledger_checkpoint", response_class=PlainTextResponse,
+@router.get("/checkpoint", operation_id="ledger_checkpoint",
             responses={200: _TEXT, **error_responses(404, 503)})
 def ledger_checkpoint(request: Request) -> PlainTextResponse:
     """The latest signed checkpoint (C2SP tlog-checkpoint), with witness cosignatures."""
     return _text(_ledger(request).checkpoint().note)
 
 
-@router.get("/keys", operation_id="ledger_keys", response_class=PlainTextResponse,
+@router.get("/keys", operation_id="ledger_keys",
             responses={200: _TEXT, **error_responses(503)})
 def ledger_keys(request: Request) -> PlainTextResponse:
     """The log's public keys with the tree sizes each may sign (for ``jrule verify``)."""
@@ -47,14 +47,11 @@ def ledger_keys(request: Request) -> PlainTextResponse:
 
 
 @router.get("/receipts/{index}", operation_id="ledger_receipt",
-            response_class=PlainTextResponse,
             responses={200: _TEXT, **error_responses(404, 422, 503)})
-def ledger_receipt(request: Request, index: int,
+def ledger_receipt(request: Request, index: int = Path(ge=0, le=2**62),
                    size: int | None = Query(None, ge=1, le=2**62)) -> PlainTextResponse:
     """A receipt for entry ``index`` (C2SP tlog-proof: the record, its inclusion proof and
     the signed checkpoint); check it offline with ``jrule verify``."""
-    if index < 0 or index > 2**62:
-        raise ApiError(422, "invalid_request", "index must be between 0 and 2^62")
     return _text(_ledger(request).receipt(index, size))
 
 
@@ -99,8 +96,7 @@ def ledger_consistency_proof(request: Request, old: int = Query(ge=0, le=2**62),
 
 
 @router.get("/witness/add-checkpoint", operation_id="witness_add_checkpoint_request",
-            response_class=PlainTextResponse,
-            responses={200: _TEXT, **error_responses(404, 409, 422, 503)})
+             responses={200: _TEXT, **error_responses(404, 409, 422, 503)})
 def witness_add_checkpoint_request(request: Request,
                                    old: int = Query(0, ge=0, le=2**62)) -> PlainTextResponse:
     """The tlog-witness ``add-checkpoint`` body for a witness that last cosigned the tree of
