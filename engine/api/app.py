@@ -84,5 +84,8 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     install_error_handlers(app)
     for module in (ops, contracts, instances, actions, ledger):
         app.include_router(module.router)
+    from engine.api.fastpath import EventFastPath
+
+    app.add_middleware(EventFastPath, runtime=runtime)  # type: ignore[arg-type]
     app.add_middleware(AccessLog, runtime=runtime)  # type: ignore[arg-type]
     return app

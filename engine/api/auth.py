@@ -173,6 +173,11 @@ class Authenticator:
         self._cache.clear()
 
     # --- instances -----------------------------------------------------------------
+    def cached_instance(self, instance_id: str) -> InstanceMeta | None:
+        """The instance's access facts if this process already knows them (no I/O)."""
+        with self._lock:
+            return self._instances.get(instance_id)
+
     def instance(self, instance_id: str) -> InstanceMeta | None:
         with self._lock:
             meta = self._instances.get(instance_id)

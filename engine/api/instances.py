@@ -186,7 +186,7 @@ async def submit_event(request: Request, body: EventRequest, instance_id: str = 
     """Submit an event.  Answer: what it changed and why, with its ledger entry; or why
     it was refused (409/422) — a refused event changes nothing."""
     rt = _runtime(request)
-    meta = rt.authenticator.instance(instance_id)
+    meta = rt.authenticator.cached_instance(instance_id)
     if meta is None:
         meta = await run_in_threadpool(rt.authenticator.instance, instance_id)
     check_instance(request, caller, meta, "submit_event", instance_id,
