@@ -210,3 +210,32 @@ def test_the_service_story(store_url: str, tmp_path: Path) -> None:
         assert server.stop() in (0, -15)  # uvicorn re-raises SIGTERM once shut down
     assert "Traceback" not in server.output()
     assert "stopped: queued events applied" in server.output()
+
+
+def test_serve_with_no_configuration(tmp_path: Path) -> None:
+    """`jrule serve` alone: SQLite in ./jrule-data, prints where things are and a first key."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from api_support import ROOT, free_port
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JRULE_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "rules_dsl.cli", "serve"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").json()["mode"] == "embedded":
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=60)[0].decode()
+    assert f"http://127.0.0.1:{port}/docs" in out and "jrule_" in out
+    assert (tmp_path / "jrule-data" / "jrule.sqlite3").exists()
+    assert (tmp_path / "jrule-data" / "ledger.skey").stat().st_mode & 0o077 == 0

@@ -1,0 +1,159 @@
+"""The service's parts on their own: configuration, the group writer, keys, administration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from runtime_support import MINIMAL, T0, deploy, minimal_terms
+from sqlalchemy import text
+
+from engine.api.admin import AdminError, Administration
+from engine.api.auth import Authenticator, parse_api_key
+from engine.api.config import ConfigError, load_config
+from engine.api.writer import GroupWriter, WriterClosed
+from engine.runtime.clock import VirtualClock
+from engine.runtime.service import EngineService, EventSubmission
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def test_config_layers(tmp_path: Path) -> None:
+    f = tmp_path / "jrule.toml"
+    f.write_text('[serve]\nport = 9000\nbank_events = ["付款"]\naccess_log = false\n'
+                 'database_url = "sqlite:///x.db"\n', encoding="utf-8")
+    cfg = load_config(f, env={"JRULE_PORT": "9100", "JRULE_WITNESSES": "a,b"})
+    assert cfg.port == 9100 and cfg.bank_events == ("付款",) and not cfg.access_log
+    assert cfg.witnesses == ("a", "b") and cfg.url == "sqlite:///x.db" and not cfg.production
+    assert load_config(env={}, data_dir="d").url == "sqlite:///d/jrule.sqlite3"
+    assert load_config(env={"JRULE_DATABASE_URL": "postgresql://h/db"}).production
+
+
+@pytest.mark.parametrize(("content", "env", "message"), [
+    ("port = 'x'", {}, "`port` must be"),
+    ("colour = 1", {}, "unknown setting(s) colour"),
+    ("port = [", {}, "not valid TOML"),
+    ("", {"JRULE_ACCESS_LOG": "perhaps"}, "JRULE_ACCESS_LOG: `access_log` must be true or false"),
+])
+def test_config_errors_say_what_and_where(tmp_path: Path, content: str, env: dict[str, str],
+                                          message: str) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(f, env=env)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml", env={})
+
+
+# --- the group writer ----------------------------------------------------------------------
+
+
+def _service(tmp_path: Path, name: str) -> EngineService:
+    svc = EngineService(f"sqlite:///{tmp_path / name}", VirtualClock(T0), mode="test")
+    deploy(svc, MINIMAL)
+    for i in range(3):
+        svc.create_instance("调解协议", f"c{i}", minimal_terms(amount="50.00"))
+    return svc
+
+
+_events = st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["k1", "k2", "k3", None]),
+                             st.sampled_from(["10.00", "0.00", "x", "30.00"]),
+                             st.sampled_from(["被申请人", "外人"])), min_size=1, max_size=25)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=_events)
+def test_grouped_outcomes_equal_one_by_one(tmp_path_factory: pytest.TempPathFactory,
+                                           events: list[tuple[int, str | None, str, str]]
+                                           ) -> None:
+    """However requests fall into groups, each gets exactly what it would alone."""
+    tmp = tmp_path_factory.mktemp("w")
+    grouped, alone = _service(tmp, "g.sqlite3"), _service(tmp, "a.sqlite3")
+    try:
+        writer = GroupWriter(grouped, max_batch=7)
+        subs = [EventSubmission(f"c{i}", "付款", role, {"数额": amount}, key)
+                for i, key, amount, role in events]
+        futures = [writer.submit(s) for s in subs]  # queued before the thread starts
+        writer.start()
+        got = [f.result(30)[0] for f in futures]
+        writer.close()
+        want = [alone.submit_event(s.instance_id, s.event, s.role, s.payload,
+                                   s.idempotency_key) for s in subs]
+        assert [o.to_json() | {"dup": o.duplicate} for o in got] == \
+            [o.to_json() | {"dup": o.duplicate} for o in want]
+        for i in range(3):
+            assert grouped.state(f"c{i}")["state_hash"] == alone.state(f"c{i}")["state_hash"]
+        assert writer.groups < len(events) or len(events) == 1
+    finally:
+        grouped.close()
+        alone.close()
+
+
+def test_closing_applies_what_was_queued(tmp_path: Path) -> None:
+    svc = _service(tmp_path, "s.sqlite3")
+    try:
+        writer = GroupWriter(svc).start()
+        futures = [writer.submit(EventSubmission("c0", "付款", "被申请人", {"数额": "1.00"},
+                                                 f"k{n}")) for n in range(40)]
+        writer.close()
+        assert all(f.done() and f.result()[0].accepted for f in futures)
+        assert svc.state("c0")["seq"] == 41
+        with pytest.raises(WriterClosed):
+            writer.submit(EventSubmission("c0", "付款", "被申请人", {"数额": "1.00"}))
+    finally:
+        svc.close()
+
+
+# --- keys and administration ----------------------------------------------------------------
+
+
+def test_keys_are_stored_hashed_and_checked(tmp_path: Path) -> None:
+    svc = EngineService(f"sqlite:///{tmp_path / 'k.sqlite3'}", VirtualClock(T0), mode="test")
+    try:
+        admin = Administration(svc.db)
+        admin.create_court("c1", "court", "t")
+        admin.add_principal("ann", "user", "c1", ["clerk"], "t")
+        key, done = admin.issue_key("ann", "t")
+        key_id, secret = parse_api_key(key) or ("", "")
+        with svc.db.read() as conn:
+            dump = "\n".join(str(r) for r in conn.execute(text("SELECT * FROM api_keys")))
+        assert done["key_id"] == key_id and secret not in dump and key_id in dump
+        auth = Authenticator(svc.db, cache_seconds=0)
+        caller = auth.caller(key)
+        assert caller is not None and caller.roles == {"clerk"} and caller.court == "c1"
+        assert auth.caller(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+        assert auth.caller("jrule_nothing") is None and parse_api_key("Bearer x") is None
+        admin.revoke_key(key_id, "t")
+        assert auth.caller(key) is None
+        with pytest.raises(AdminError, match="unknown role"):
+            admin.add_principal("bob", "user", "c1", ["emperor"], "t")
+        with pytest.raises(AdminError, match="32 bytes"):
+            admin.register_org_key("ann", "not base64", "t")
+        with pytest.raises(AdminError, match="already exists"):
+            admin.create_court("c1", "again", "t")
+    finally:
+        svc.close()
+
+
+
+
+def test_admin_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rules_dsl.cli import main
+
+    data = ["admin", "--data", str(tmp_path), "--by", "ops"]
+    assert main([*data, "court", "c1", "第一法院"]) == 0
+    assert main([*data, "user", "ann", "--role", "clerk", "--court", "c1"]) == 0
+    out = capsys.readouterr().out
+    assert "API key for ann (shown only now)" in out and "jrule_" in out
+    assert main([*data, "grant", "ann", "judge"]) == 0
+    assert main([*data, "user", "bob", "--role", "emperor"]) == 1
+    assert "unknown role(s) emperor" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main([*data, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert '"judge"' in listing and '"c1"' in listing
+    assert main([*data, "ledger-key", str(tmp_path / "prod.skey")]) == 0
+    assert main([*data, "ledger-key", str(tmp_path / "prod.skey")]) == 1
