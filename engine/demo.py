@@ -148,6 +148,15 @@ def _serve(args: argparse.Namespace, service: Any, clock: Any, dispatcher: Any,
     from engine.api.runtime import open_runtime
     from engine.api.serve import serve_app
 
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError:
+            _say(out, f"\nport {args.port} is in use, so the sandbox API is not started "
+                      "(choose another with --port)")
+            return
     config = load_config(env={}, data_dir=str(sandbox), port=args.port, sandbox=True,
                          access_log=False)
     runtime = open_runtime(config, clock=clock, service=service, dispatcher=dispatcher)

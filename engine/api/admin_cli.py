@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("revoke-org-key", help="revoke an organisation's signing key")
     p.add_argument("key_id")
     sub.add_parser("list", help="list courts and principals (JSON)")
+    sub.add_parser("upgrade", help="bring the database schema to the newest Alembic revision")
     p = sub.add_parser("ledger-key", help="make a ledger signing key file (production)")
     p.add_argument("file")
     p.add_argument("--origin", default=None, help="the log's origin (ledger_origin)")
@@ -86,6 +87,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
         config = load_config(args.config, data_dir=args.data, database_url=args.db)
         if command == "ledger-key":
             return _ledger_key(args, config, out, err)
+        if command == "upgrade":
+            from engine.runtime.db import HEAD_REVISION, upgrade
+
+            upgrade(config.url)
+            out.write(f"database schema at revision {HEAD_REVISION}\n")
+            return 0
         admin, db = _open(config)
         try:
             return _dispatch(command, args, admin, out)

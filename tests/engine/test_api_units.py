@@ -155,5 +155,6 @@ def test_admin_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*data, "list"]) == 0
     listing = capsys.readouterr().out
     assert '"judge"' in listing and '"c1"' in listing
+    assert main([*data, "upgrade"]) == 0
     assert main([*data, "ledger-key", str(tmp_path / "prod.skey")]) == 0
     assert main([*data, "ledger-key", str(tmp_path / "prod.skey")]) == 1
