@@ -141,14 +141,13 @@ def _verify_receipt(service: Any, out: TextIO) -> None:
 def _serve(args: argparse.Namespace, service: Any, clock: Any, dispatcher: Any,
            sandbox: Path, out: TextIO) -> None:
     """Keep the sandbox running as the HTTP service until Ctrl-C (or --serve-seconds)."""
+    import socket
     import threading
 
     from engine.api.app import create_app
     from engine.api.config import load_config
     from engine.api.runtime import open_runtime
     from engine.api.serve import serve_app
-
-    import socket
 
     with socket.socket() as probe:
         try:

@@ -86,6 +86,6 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
         app.include_router(module.router)
     from engine.api.fastpath import EventFastPath
 
-    app.add_middleware(EventFastPath, runtime=runtime)  # type: ignore[arg-type]
-    app.add_middleware(AccessLog, runtime=runtime)  # type: ignore[arg-type]
+    app.add_middleware(EventFastPath, runtime=runtime)
+    app.add_middleware(AccessLog, runtime=runtime)
     return app

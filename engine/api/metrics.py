@@ -41,7 +41,8 @@ __all__ = ["CONTENT_TYPE", "LATENESS_BUCKETS", "Metrics"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENESS_BUCKETS = (0, 1, 5, 30, 60, 300, 3600, 86400)
 
-disable_created_metrics()  # no *_created series: they only confuse dashboards
+# no *_created series: they only confuse dashboards
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class _StoreCollector:
@@ -79,7 +80,8 @@ class _StoreCollector:
         a = GaugeMetricFamily("jrule_actions", "outbox rows by delivery status",
                               labels=["status"])
         for status in ("pending", "delivering", "delivered", "incident"):
-            a.add_metric([status], dict(actions).get(status, 0))
+            counts = {str(r[0]): int(r[1]) for r in actions}
+            a.add_metric([status], counts.get(status, 0))
         yield a
         yield GaugeMetricFamily("jrule_incidents_open", "incidents waiting for a person",
                                 value=incidents)
@@ -100,7 +102,7 @@ class Metrics:
         self.latency = Histogram("jrule_http_request_seconds", "HTTP request duration",
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                           0.5, 1, 2.5), registry=self.registry)
-        self.registry.register(_StoreCollector(service))  # type: ignore[arg-type]
+        self.registry.register(_StoreCollector(service))
         self._applied = self.events.labels("applied")
         self._duplicate = self.events.labels("duplicate")
         self._refused = self.events.labels("refused")

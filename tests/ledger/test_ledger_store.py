@@ -174,6 +174,9 @@ def test_every_kind_of_record_can_be_logged(backend: Backend) -> None:
                       "by": "clerk 7", "at": at},
         "admin": {"action": "calendar", "subject": "calendar 2026", "digest": d, "by": "ops",
                   "at": at},
+        "signed_event": {"instance": "c1", "seq": 5, "org": "mediation centre 3",
+                         "key": "0f1e2d3c4b5a6978", "message": d, "signature": "QUJD" * 22,
+                         "at": at},
     }
     records = [make_record(k, {n: v for n, v in values[k].items() if n != "kind"})
                for k in KINDS if k != "key_rotation"]
