@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from api_support import Server, prepare_store
+from api_support import ORIGIN, Server, prepare_store
 from runtime_support import APPROVALS, DATA, MINIMAL
 
 from engine.api.signatures import event_message
 from ledger_adapter import verify_receipt
 from ledger_adapter.merkle import verify_consistency
 from ledger_adapter.note import b64decode
+from ledger_adapter.witness import Witness
 
 TERMS = {"金额": "1000.00", "履行期限": "2025-09-30", "司法确认": True}
 
@@ -43,7 +44,10 @@ def _error(r: httpx.Response, status: int, code: str | None = None) -> dict[str,
 
 def test_the_service_story(store_url: str, tmp_path: Path) -> None:
     store = prepare_store(store_url, tmp_path / "data")
-    with Server(store, virtual_clock="2025-09-01T02:00:00Z") as server:
+    witness = Witness.create(tmp_path / "witness.json", "mediation.example/witness")
+    witness.add_log(ORIGIN, [store.vkey])
+    with Server(store, virtual_clock="2025-09-01T02:00:00Z",
+                witnesses=[witness.vkey]) as server:
         author, reviewer = server.client("rule_author"), server.client("reviewer")
         clerk, judge = server.client("clerk"), server.client("judge")
         officer, public = server.client("enforcement_officer"), server.client()
@@ -143,6 +147,22 @@ def test_the_service_story(store_url: str, tmp_path: Path) -> None:
         assert clerk.get("/actions/incidents").json() == []
         _error(clerk.post("/actions/incidents/12345/retry"), 404)
 
+        # a deadline that cannot be evaluated: an incident a person resolves
+        assert reviewer.post("/contracts/deploy",
+                             json=_source(DATA / "faulty.jrule")).status_code == 201
+        assert clerk.post("/instances", json={"contract": "故障", "instance": "bad-1",
+                                              "terms": {"金额表": []}}).status_code == 201
+        moved = clerk.post("/sandbox/clock", json={"days": 2})
+        assert moved.status_code == 200, moved.text
+        incidents = clerk.get("/actions/incidents", params={"status": "open"}).json()
+        assert [(i["kind"], i["instance"]) for i in incidents] == [("deadline_fault", "bad-1")]
+        _error(clerk.post(f"/actions/incidents/{incidents[0]['id']}/retry"), 409,
+               "incident_refused")
+        _error(clerk.post(f"/actions/incidents/{incidents[0]['id']}/resolve", json={}), 422)
+        resolved = clerk.post(f"/actions/incidents/{incidents[0]['id']}/resolve",
+                              json={"note": "terms corrected by the clerk"})
+        assert resolved.status_code == 200 and resolved.json()["incidents_resolved"] == 1
+
         # migration to another version, recorded on the ledger
         v2 = reviewer.post("/contracts/deploy", json=_source(DATA / "mediation_v2.jrule"))
         if v2.status_code == 201:
@@ -193,6 +213,21 @@ def test_the_service_story(store_url: str, tmp_path: Path) -> None:
         inclusion = public.get("/ledger/proofs/inclusion", params={"index": 0, "size": size1})
         assert len(inclusion.json()["hashes"]) >= 1
         _error(public.get("/ledger/receipts/999999"), 404)
+
+        # a witness cosigns the latest checkpoint through the witness endpoint
+        request = public.get("/ledger/witness/add-checkpoint", params={"old": 0})
+        assert request.status_code == 200 and request.text.startswith("old 0\n")
+        size = int(request.text.split("\n\n", 1)[1].splitlines()[1])
+        lines = witness.add_checkpoint(request.text.encode())
+        _error(public.post("/ledger/witness/cosignatures", params={"size": size},
+                           content=b"\xe2\x80\x94 someone AAAA\n"), 400)
+        stored = public.post("/ledger/witness/cosignatures", params={"size": size},
+                             content=lines)
+        assert stored.status_code == 200 and stored.json()["accepted"] == [witness.vkey.split(
+            "+")[0]], stored.text
+        cosigned = public.get(f"/ledger/receipts/{size - 1}", params={"size": size}).text
+        assert verify_receipt(cosigned.encode(), vkeys, [witness.vkey],
+                              require_witnesses=1).ok
         _error(public.get("/ledger/proofs/inclusion", params={"index": 5, "size": 2}), 422)
 
         # metrics, and the error shape for unknown routes and methods
