@@ -7,7 +7,10 @@ everything queued (up to ``max_batch``), applies it with
 transaction, one fsync, one ledger checkpoint for the group) and resolves
 each request's future with its own :class:`Outcome`.  Under load, groups grow
 by themselves (requests arriving during a commit form the next group); with
-one client each group is one event and nothing waits.
+one client each group is one event and nothing waits.  After a group of n
+committed, the writer lingers up to ``linger`` (2 ms) for n again before it
+starts the next: the senders just answered are sending their next events, and
+a group of one event costs a whole transaction.
 
 Stopping (:meth:`close`) refuses new work, finishes everything queued and
 joins the thread, so a graceful shutdown loses no accepted event.
@@ -19,6 +22,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -43,9 +47,12 @@ class GroupWriter:
     """Applies queued events in groups on one thread (see the module docstring)."""
 
     def __init__(self, service: EngineService, *, max_batch: int = 256,
+                 linger: float = 0.002,
                  on_applied: Callable[[list[Outcome]], None] | None = None) -> None:
         self.service = service
         self.max_batch = max_batch
+        self.linger = linger
+        self._expect = 1
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._closed = False
         self._on_applied = on_applied
@@ -92,15 +99,22 @@ class GroupWriter:
             if first is None:
                 break
             group = [first]
+            until = time.monotonic() + self.linger
             while len(group) < self.max_batch:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    # linger a moment while fewer arrived than the last group had: the
+                    # senders answered by that commit are sending their next events
+                    if len(group) >= self._expect or time.monotonic() >= until:
+                        break
+                    time.sleep(0.0002)
+                    continue
                 if item is None:
                     stopping = True
                     break
                 group.append(item)
+            self._expect = len(group)
             self._apply(group)
         # anything queued after the stop marker (a race with close) is still applied
         rest: list[_Item] = []
