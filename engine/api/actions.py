@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from engine.api.auth import Caller, check_instance, guard
+from engine.api.bodies import UnicodeModel
 from engine.api.errors import ApiError, error_responses
 from engine.api.outcomes import Result, refusal_error, result_json
 from engine.runtime.errors import NotFound
@@ -74,7 +75,7 @@ def list_incidents(request: Request, instance: str | None = _INSTANCE,
     return _visible(request, caller, "list_incidents", rows)
 
 
-class Resolution(BaseModel):
+class Resolution(UnicodeModel):
     note: str = Field(min_length=1, max_length=2000, description="what the person did")
 
 
@@ -132,7 +133,7 @@ def resolve_incident(request: Request, body: Resolution,
 # --- approvals ------------------------------------------------------------------------
 
 
-class Decision(BaseModel):
+class Decision(UnicodeModel):
     role: str = Field(min_length=1, max_length=200,
                       description="the contract role the decision is made as (e.g. 执行法官)")
     reason: str = Field("", max_length=2000)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from engine.api.auth import Caller, guard
+from engine.api.bodies import UnicodeModel
 from engine.api.errors import ApiError, error_responses
 from engine.runtime.service import T_VERSIONS
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/contracts", tags=["contracts"])
 MAX_SOURCE = 1_000_000
 
 
-class RuleSetSource(BaseModel):
+class RuleSetSource(UnicodeModel):
     source: str = Field(description="the .jrule text", max_length=MAX_SOURCE)
     filename: str = Field("rules.jrule", min_length=1, max_length=200,
                           description="the name errors are reported against")

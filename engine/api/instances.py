@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from engine.api.auth import Caller, InstanceMeta, check_instance, court_of, guard, refusal
+from engine.api.bodies import UnicodeModel
 from engine.api.errors import ApiError, error_responses
 from engine.api.outcomes import Result, json_response, refusal_error, result_json
 from engine.api.signatures import SignedSubmission, event_message, verify_event_signature
@@ -27,7 +28,7 @@ _KEY = Field(None, min_length=1, max_length=200,
              description="idempotency key: the same key again returns the first result")
 
 
-class NewInstanceRequest(BaseModel):
+class NewInstanceRequest(UnicodeModel):
     contract: str = Field(min_length=1, max_length=200,
                           description="contract name (its newest deployed version is used)")
     instance: str = Field(min_length=1, max_length=200, description="the new instance's id")
@@ -45,7 +46,7 @@ class Signature(BaseModel):
                        description="base64 Ed25519 signature of the jrule-event/1 message")
 
 
-class EventRequest(BaseModel):
+class EventRequest(UnicodeModel):
     event: str = Field(min_length=1, max_length=200)
     role: str = Field(min_length=1, max_length=200,
                       description="the contract role the event is submitted as")

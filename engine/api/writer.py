@@ -132,11 +132,17 @@ class GroupWriter:
         self._indexes.clear()
         try:
             outcomes = self.service.submit_events([s for s, _ in group])
-        except BaseException as exc:  # the group failed as a whole: tell every waiter
-            log.exception("a group of %d event(s) failed", len(group))
+        except Exception:
+            if len(group) > 1:  # one bad event must not fail the others: each alone
+                log.exception("a group of %d events failed; applying them one by one",
+                              len(group))
+                for item in group:
+                    self._apply([item])
+                return
+            log.exception("an event could not be applied")
             for _, future in group:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(RuntimeError("the event could not be applied"))
             return
         self.groups += 1
         self.events += len(group)

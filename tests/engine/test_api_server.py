@@ -97,6 +97,10 @@ def test_the_service_story(store_url: str, tmp_path: Path) -> None:
                                                             "payload": {"数额": "1.00"}}),
                409, "role_not_allowed")
         _error(clerk.post("/instances/nope/events", json=pay), 404)
+        lone = '{"event": "付款", "role": "被申请人", "payload": {"数额": "\\ud800"}}'
+        assert "invalid_request" == _error(clerk.post(
+            "/instances/case-1/events", content=lone.encode(),
+            headers={"content-type": "application/json"}), 422)["code"]
         _error(clerk.post("/instances/case-1/events", content=b"{not json",
                           headers={"content-type": "application/json"}), 422,
                "invalid_request")

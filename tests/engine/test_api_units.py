@@ -158,3 +158,30 @@ def test_admin_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*data, "upgrade"]) == 0
     assert main([*data, "ledger-key", str(tmp_path / "prod.skey")]) == 0
     assert main([*data, "ledger-key", str(tmp_path / "prod.skey")]) == 1
+
+
+def test_one_bad_event_does_not_fail_its_group(tmp_path: Path) -> None:
+    svc = _service(tmp_path, "s.sqlite3")
+    real = svc.submit_events
+
+    def submit_events(batch: list[EventSubmission]) -> list[object]:
+        if any(s.event == "boom" for s in batch):
+            raise RuntimeError("a bug in the engine")
+        return real(batch)
+
+    svc.submit_events = submit_events  # type: ignore[method-assign,assignment]
+    try:
+        writer = GroupWriter(svc)
+        subs = [EventSubmission("c0", "付款", "被申请人", {"数额": "1.00"}, f"k{n}")
+                for n in range(5)]
+        futures = [writer.submit(s) for s in subs[:2]]
+        futures.append(writer.submit(EventSubmission("c0", "boom", "被申请人", {})))
+        futures += [writer.submit(s) for s in subs[2:]]
+        writer.start()
+        assert all(f.result(30)[0].accepted for n, f in enumerate(futures) if n != 2)
+        with pytest.raises(RuntimeError, match="could not be applied"):
+            futures[2].result(30)
+        writer.close()
+        assert svc.state("c0")["seq"] == 6
+    finally:
+        svc.close()
