@@ -167,12 +167,21 @@ def open_runtime(config: ServeConfig, *, clock: Clock | None = None,
     try:
         service.on_transaction(record_signatures(service))
         metrics = Metrics(service)
-        writer = GroupWriter(service, on_applied=metrics.events_applied)
+        holder: list[Any] = []
+
+        def applied(outcomes: list[Any]) -> None:
+            metrics.events_applied(outcomes)
+            if holder and holder[0].dispatcher is not None \
+                    and any(o.actions for o in outcomes if o.accepted):
+                holder[0].dispatcher.wake()  # new outbox rows: deliver now, not at the poll
+
+        writer = GroupWriter(service, on_applied=applied)
         runtime = Runtime(
             config=config, service=service, writer=writer,
             authenticator=Authenticator(service.db, config.auth_cache_seconds),
             admin=Administration(service.db, service.ledger), metrics=metrics,
             witnesses=tuple(CosignatureVerifier.from_vkey(v) for v in config.witnesses))
+        holder.append(runtime)
         if scheduler:
             from engine.runtime.scheduler import EngineScheduler
 
