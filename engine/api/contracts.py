@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,9 +13,12 @@ from sqlalchemy import select
 from engine.api.auth import Caller, guard
 from engine.api.bodies import UnicodeModel
 from engine.api.errors import ApiError, error_responses
+from engine.runtime.errors import EngineError
 from engine.runtime.service import T_VERSIONS
 
 __all__ = ["router"]
+
+log = logging.getLogger("jrule.api")
 
 router = APIRouter(prefix="/contracts", tags=["contracts"])
 MAX_SOURCE = 1_000_000
@@ -76,7 +80,7 @@ def compile_rule_set(body: RuleSetSource,
     """Compile a rule set: its IR id, or every error with its code and position (422)."""
     from rules_dsl.compiler import compile_bytes
 
-    result = compile_bytes(body.source.encode("utf-8", "surrogatepass"), body.filename)
+    result = compile_bytes(body.source.encode("utf-8"), body.filename)
     diagnostics = _diagnostics(result)
     if result.ir is None:
         raise ApiError(422, "does_not_compile", f"{body.filename} does not compile",
@@ -94,8 +98,16 @@ def deploy_rule_set(request: Request, body: DeployRequest,
                     caller: Caller = Depends(guard("deploy_rule_set"))) -> dict[str, Any]:
     """Deploy every contract of a rule set (recorded on the ledger as deployments)."""
     service = request.app.state.runtime.service
-    ids = service.deploy(body.source.encode("utf-8", "surrogatepass"), body.filename,
-                         caller.name, body.report_hash)
+    try:
+        ids = service.deploy(body.source.encode("utf-8"), body.filename, caller.name,
+                             body.report_hash)
+    except (EngineError, ApiError):
+        raise
+    except Exception as exc:  # a refusal the service added later (e.g. a test gate)
+        log.warning("deploy of %s refused: %r", body.filename, exc)
+        raise ApiError(422, str(getattr(exc, "code", "deploy_refused")),
+                       str(getattr(exc, "message", None) or exc),
+                       getattr(exc, "details", None)) from None
     with service.db.read() as conn:
         ruleset = conn.scalar(select(T_VERSIONS.c.ruleset_id)
                               .where(T_VERSIONS.c.id.in_(ids)).limit(1)) if ids else None

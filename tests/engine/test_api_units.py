@@ -185,3 +185,35 @@ def test_one_bad_event_does_not_fail_its_group(tmp_path: Path) -> None:
         assert svc.state("c0")["seq"] == 6
     finally:
         svc.close()
+
+
+def test_unknown_deploy_refusals_are_4xx(tmp_path: Path) -> None:
+    """A refusal the service may add to deploying (a pre-deployment gate) is a 422 in the
+    error shape, never a 500."""
+    from fastapi.testclient import TestClient
+
+    from engine.api.app import create_app
+    from engine.api.runtime import open_runtime
+
+    config = load_config(env={}, data_dir=str(tmp_path))
+    runtime = open_runtime(config, scheduler=False)
+    try:
+        admin = runtime.admin
+        admin.add_principal("rev", "user", None, ["reviewer"], "t")
+        key, _ = admin.issue_key("rev", "t")
+
+        class GateRefused(Exception):
+            code = "gate_refused"
+
+        def deploy(*_args: object, **_kw: object) -> list[str]:
+            raise GateRefused("property tests failed: 3 counterexamples")
+
+        runtime.service.deploy = deploy  # type: ignore[method-assign,assignment]
+        with TestClient(create_app(runtime, manage=False)) as client:
+            r = client.post("/contracts/deploy", headers={"Authorization": f"Bearer {key}"},
+                            json={"source": MINIMAL.read_text(encoding="utf-8")})
+        assert r.status_code == 422
+        assert r.json() == {"code": "gate_refused", "details": None,
+                            "message": "property tests failed: 3 counterexamples"}
+    finally:
+        runtime.service.close()
