@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("key_id")
     sub.add_parser("list", help="list courts and principals (JSON)")
     sub.add_parser("upgrade", help="bring the database schema to the newest Alembic revision")
+    sub.add_parser("check-signatures",
+                   help="check every kept event signature against its key, event and ledger")
     p = sub.add_parser("ledger-key", help="make a ledger signing key file (production)")
     p.add_argument("file")
     p.add_argument("--origin", default=None, help="the log's origin (ledger_origin)")
@@ -95,6 +97,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
             return 0
         admin, db = _open(config)
         try:
+            if command == "check-signatures":
+                from engine.api.signatures import audit_signatures
+
+                findings = audit_signatures(db, admin.ledger)
+                for f in findings:
+                    out.write(f"{f}\n")
+                out.write(f"{len(findings)} disagreement(s)\n" if findings
+                          else "every kept signature agrees with its key, event and ledger\n")
+                return 1 if findings else 0
             return _dispatch(command, args, admin, out)
         finally:
             db.close()

@@ -37,7 +37,13 @@ from engine.runtime.results import Outcome, canonical_json
 from engine.runtime.service import EngineService, EventSubmission
 from ledger_adapter.record import make_record
 
-__all__ = ["SignedSubmission", "event_message", "record_signatures", "verify_event_signature"]
+__all__ = [
+    "SignedSubmission",
+    "audit_signatures",
+    "event_message",
+    "record_signatures",
+    "verify_event_signature",
+]
 
 T_ORG_KEYS: Table = OrgKey.__table__  # type: ignore[assignment]
 T_SIGNATURES: Table = EventSignature.__table__  # type: ignore[assignment]
@@ -110,3 +116,65 @@ def record_signatures(service: EngineService) -> Any:
         conn.execute(insert(T_SIGNATURES), values)
 
     return hook
+
+
+def audit_signatures(db: Database, ledger: Any = None) -> list[str]:
+    """Check every kept signature; each disagreement as ``location: what``.
+
+    For each ``event_signatures`` row: the signature verifies with the
+    organisation's registered key over the stored message; the message is the
+    event the input log holds at (instance, seq) (event, role, payload,
+    idempotency key); and, with ``ledger``, the ``signed_event`` record at the
+    row's ledger index is the one recomputed from the row.
+    """
+    import json
+
+    from engine.runtime.unit import T_INPUTS
+
+    findings: list[str] = []
+    s, k, n = T_SIGNATURES.c, T_ORG_KEYS.c, T_INPUTS.c
+    with db.read() as conn:
+        rows = conn.execute(select(T_SIGNATURES).order_by(s.id)).all()
+        keys = {(r.principal, r.key_id): r.public_key
+                for r in conn.execute(select(k.principal, k.key_id, k.public_key))}
+        bodies = {(r.instance_id, r.seq): r.body for r in conn.execute(
+            select(n.instance_id, n.seq, n.body).where(
+                n.instance_id.in_({r.instance_id for r in rows})))} if rows else {}
+    for r in rows:
+        where = f"event_signatures[id={r.id}]"
+        public = keys.get((r.principal, r.key_id))
+        try:
+            if public is None:
+                raise InvalidSignature
+            Ed25519PublicKey.from_public_bytes(base64.b64decode(public)).verify(
+                base64.b64decode(r.signature, validate=True), r.message.encode("utf-8"))
+        except (InvalidSignature, binascii.Error, ValueError):
+            findings.append(f"{where}.signature: does not verify with {r.principal}'s key "
+                            f"{r.key_id}")
+        body = bodies.get((r.instance_id, r.seq))
+        head, _, text = r.message.partition("\n")
+        try:
+            signed = json.loads(text) if head == FORMAT else None
+        except ValueError:
+            signed = None
+        logged = json.loads(body) if body is not None else None
+        if signed is None or logged is None or logged.get("input") != "event" or [
+                signed.get("instance"), signed.get("event"), signed.get("role"),
+                canonical_json(signed.get("payload")), signed.get("idempotency_key") or ""] != [
+                r.instance_id, logged.get("event"), logged.get("role"),
+                canonical_json(logged.get("payload")), logged.get("key") or ""]:
+            findings.append(f"{where}.message: is not the event logged at inputs"
+                            f"[{r.instance_id}, seq {r.seq}]")
+        if ledger is not None and r.ledger_index is not None:
+            want = make_record("signed_event", {
+                "instance": r.instance_id, "seq": r.seq, "org": r.principal, "key": r.key_id,
+                "message": hashlib.sha256(r.message.encode("utf-8")).hexdigest(),
+                "signature": r.signature, "at": r.created_at})
+            try:
+                got = ledger.entry(int(r.ledger_index)).record
+            except Exception as exc:
+                findings.append(f"{where}.ledger_index: no ledger entry ({exc})")
+                continue
+            if got != want:
+                findings.append(f"{where}: disagrees with ledger entry {r.ledger_index}")
+    return findings

@@ -249,6 +249,30 @@ def test_the_service_story(store_url: str, tmp_path: Path) -> None:
         assert server.stop() in (0, -15)  # uvicorn re-raises SIGTERM once shut down
     assert "Traceback" not in server.output()
     assert "stopped: queued events applied" in server.output()
+    _check_signatures(store_url, store.data_dir)
+
+
+def _check_signatures(url: str, data: Path) -> None:
+    """The kept signature agrees with its key, its event and the ledger; tampering shows."""
+    from sqlalchemy import text
+
+    from engine.api.signatures import audit_signatures
+    from engine.runtime.db import open_database
+    from ledger_adapter.note import Ed25519Signer
+    from ledger_adapter.sql import SqlLedger
+
+    signer = Ed25519Signer.from_skey((data / "ledger.skey").read_text().strip())
+    db = open_database(url, engine_lock=False)
+    try:
+        ledger = SqlLedger(db.engine, ORIGIN, signer)
+        assert audit_signatures(db, ledger) == []
+        with db.write() as conn:
+            conn.execute(text("UPDATE event_signatures SET message = "
+                              "replace(message, '5.00', '50.00')"))
+        findings = audit_signatures(db, ledger)
+        assert len(findings) == 3 and all(f.startswith("event_signatures[id=") for f in findings)
+    finally:
+        db.close()
 
 
 def test_serve_with_no_configuration(tmp_path: Path) -> None:
