@@ -1,0 +1,135 @@
+"""Revision 0003: the ledger's tables come from Alembic, also for stores made before it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from runtime_support import BACKENDS, MINIMAL, deploy, make_url
+from sqlalchemy import create_engine, inspect, text
+from test_runtime_schema import describe
+
+from engine.runtime.clock import VirtualClock
+from engine.runtime.db import HEAD_REVISION, Database, _alembic_config, normalize_url, upgrade
+from engine.runtime.errors import EngineError
+from engine.runtime.models import Base
+from engine.runtime.service import EngineService
+from ledger_adapter import Ed25519Signer, make_record
+from ledger_adapter.sql import TABLES, LedgerBase, SqlLedger, create_tables
+
+ORIGIN = "court.example/ledger"
+T0 = dt.datetime(2025, 9, 1, 2, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from make_url(request.param, tmp_path)
+
+
+def _at(url: str, revision: str) -> None:
+    db = Database(url, engine_lock=False)
+    try:
+        with db.write() as conn:
+            command.upgrade(_alembic_config(conn), revision)
+    finally:
+        db.close()
+
+
+def _revision(url: str) -> str | None:
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text("SELECT version_num FROM alembic_version"))
+    finally:
+        engine.dispose()
+
+
+def _head_schema(url: str, tmp_path: Path) -> None:
+    """The upgraded store has exactly the schema the models describe."""
+    ref = create_engine(f"sqlite:///{tmp_path / 'reference.sqlite3'}") \
+        if url.startswith("sqlite") else None
+    engine = create_engine(normalize_url(url))
+    try:
+        have = describe(engine)
+        assert set(have) == set(Base.metadata.tables) | set(TABLES)
+        assert "ledger_index" in [c[0] for c in have["outbox"]["columns"]]
+        if ref is not None:
+            Base.metadata.create_all(ref)
+            LedgerBase.metadata.create_all(ref)
+            assert have == describe(ref)
+    finally:
+        engine.dispose()
+        if ref is not None:
+            ref.dispose()
+
+
+def test_upgrade_from_0002_creates_the_ledger_tables(url: str, tmp_path: Path) -> None:
+    _at(url, "0002")
+    engine = create_engine(normalize_url(url))
+    assert not inspect(engine).has_table("ledger_entries")
+    engine.dispose()
+    upgrade(url)
+    assert _revision(url) == HEAD_REVISION == "0003"
+    _head_schema(url, tmp_path)
+
+
+def test_upgrade_from_0002_keeps_a_log_made_by_the_old_start_up_path(
+        url: str, tmp_path: Path) -> None:
+    _at(url, "0002")
+    engine = create_engine(normalize_url(url))
+    create_tables(engine)  # what EngineService did at start-up before revision 0003
+    signer = Ed25519Signer.generate(ORIGIN)
+    ledger = SqlLedger(engine, ORIGIN, signer)
+    ledger.initialize()
+    ledger.append([make_record("admin", {"action": "test", "subject": f"s{i}",
+                                         "digest": "ab" * 32, "by": "ops", "at": T0})
+                   for i in range(5)])
+    root = ledger.checkpoint().root
+    engine.dispose()
+    upgrade(url)
+    assert _revision(url) == "0003"
+    _head_schema(url, tmp_path)
+    engine = create_engine(normalize_url(url))
+    try:
+        again = SqlLedger(engine, ORIGIN, signer)
+        again.initialize()
+        assert again.size() == 5 and again.checkpoint().root == root
+        assert again.audit().ok
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_0002_and_back(url: str) -> None:
+    upgrade(url)
+    db = Database(url, engine_lock=False)
+    try:
+        with db.write() as conn:
+            command.downgrade(_alembic_config(conn), "0002")
+    finally:
+        db.close()
+    engine = create_engine(normalize_url(url))
+    assert not any(inspect(engine).has_table(t) for t in TABLES)
+    engine.dispose()
+    upgrade(url)
+    assert _revision(url) == "0003"
+
+
+def test_the_engine_no_longer_creates_ledger_tables(url: str) -> None:
+    """Without the migration the engine refuses to start with a ledger (clear error)."""
+    _at(url, "0002")
+    clock = VirtualClock(T0)
+    ledger_engine = create_engine(normalize_url(url))
+    ledger = SqlLedger(ledger_engine, ORIGIN, Ed25519Signer.generate(ORIGIN))
+    with pytest.raises(EngineError, match="no ledger tables"):
+        EngineService(url, clock, mode="test", migrate=False, engine_lock=False, ledger=ledger)
+    ledger_engine.dispose()
+    # with the migration (the default) it starts and logs
+    svc = EngineService(url, clock, mode="test", engine_lock=False, ledger=ledger)
+    try:
+        deploy(svc, MINIMAL)
+        assert ledger.size() == 1
+    finally:
+        svc.close()
