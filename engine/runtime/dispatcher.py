@@ -391,7 +391,7 @@ class Dispatcher:
         from engine.runtime.ledger import delivery_record
 
         t = _OUTBOX
-        row = conn.execute(select(t).where(t.c.id == outbox_id)).mappings().one()
+        row = dict(conn.execute(select(t).where(t.c.id == outbox_id)).mappings().one())
         with Session(bind=conn) as session:
             entries = self.ledger.append([delivery_record(row, failed_at)], session=session)
             session.flush()
