@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from ledger_adapter import Ed25519Signer
 from ledger_adapter.sql import SqlLedger
 from ledger_adapter.verify import verify_receipt
 from rules_dsl.cli import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ledger"))
+from ledger_support import sql_edit_entry, sql_entry_count, sql_get_entry
 
 __all__ = ["store_url", "vclock"]
 
@@ -103,8 +107,7 @@ def test_rolled_back_transition_leaves_no_ledger_entry(
     with pytest.raises(RuntimeError):
         svc.submit_event("c", "付款", "被申请人", {"数额": "400.00"}, "pay-1")
     assert _inputs(svc) == rows and ledger.size() == size
-    with svc.db.read() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM ledger_entries")) == size
+    assert sql_entry_count(svc.db.engine) == size
     monkeypatch.undo()
     # the log goes on where it was: the next input gets the index the failed one had
     ok = svc.submit_event("c", "付款", "被申请人", {"数额": "400.00"}, "pay-1")
@@ -370,14 +373,13 @@ def test_audit_names_a_changed_state(store: str, capsys: pytest.CaptureFixture[s
 def test_audit_names_a_changed_ledger_record(store: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     db = open_database(store, engine_lock=False)
-    with db.read() as conn:
-        idx, record = conn.execute(text(
-            "SELECT idx, record FROM ledger_entries WHERE kind = 'transition' "
-            "ORDER BY idx LIMIT 1 OFFSET 1")).one()
-    db.close()
+    ledger = SqlLedger(db.engine, ORIGIN, Ed25519Signer.generate(ORIGIN))
+    idx = [e.index for e in ledger.entries(0, ledger.size()) if e.kind == "transition"][1]
+    record = sql_get_entry(db.engine, idx)[0]
     forged = bytes(record).replace(b"\nseq 2\n", b"\nseq 7\n")
     assert forged != bytes(record)
-    _sql(store, "UPDATE ledger_entries SET record = :r WHERE idx = :i", r=forged, i=idx)
+    sql_edit_entry(db.engine, idx, record=forged)
+    db.close()
     code, out = _audit(store, capsys)
     assert code == 1
     assert f"ledger_entries[index={idx}]" in out
@@ -385,7 +387,9 @@ def test_audit_names_a_changed_ledger_record(store: str,
 
 
 def test_audit_names_a_changed_leaf_hash(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    _sql(store, "UPDATE ledger_entries SET leaf_hash = :h WHERE idx = 1", h=b"\x01" * 32)
+    db = open_database(store, engine_lock=False)
+    sql_edit_entry(db.engine, 1, leaf_hash=b"\x01" * 32)
+    db.close()
     code, out = _audit(store, capsys)
     assert code == 1 and "ledger_entries[index=1].leaf_hash" in out
 

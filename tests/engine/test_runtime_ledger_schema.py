@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 from alembic import command
 from runtime_support import BACKENDS, MINIMAL, deploy, make_url
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    inspect,
+    text,
+)
 from test_runtime_schema import describe
 
 from engine.runtime.clock import VirtualClock
@@ -76,18 +87,47 @@ def test_upgrade_from_0002_creates_the_ledger_tables(url: str, tmp_path: Path) -
     _head_schema(url, tmp_path)
 
 
+def _old_entries_table() -> Table:
+    """``ledger_entries`` as the start-up path created it before revision 0003."""
+    from ledger_adapter.sql import UTCInstant
+
+    return Table("ledger_entries", MetaData(),
+                 Column("idx", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                        autoincrement=False),
+                 Column("kind", String(20), nullable=False),
+                 Column("instance_id", String(200), nullable=True),
+                 Column("record", LargeBinary(), nullable=False),
+                 Column("salt", LargeBinary(32), nullable=False),
+                 Column("leaf_hash", LargeBinary(32), nullable=False),
+                 Column("created_at", UTCInstant(), nullable=False))
+
+
+@pytest.mark.parametrize("layout", ["runs", "one row per entry"])
 def test_upgrade_from_0002_keeps_a_log_made_by_the_old_start_up_path(
-        url: str, tmp_path: Path) -> None:
+        url: str, tmp_path: Path, layout: str) -> None:
     _at(url, "0002")
     engine = create_engine(normalize_url(url))
     create_tables(engine)  # what EngineService did at start-up before revision 0003
     signer = Ed25519Signer.generate(ORIGIN)
     ledger = SqlLedger(engine, ORIGIN, signer)
     ledger.initialize()
-    ledger.append([make_record("admin", {"action": "test", "subject": f"s{i}",
-                                         "digest": "ab" * 32, "by": "ops", "at": T0})
-                   for i in range(5)])
+    n = 0
+    for batch in (300, 250, 1, 49):  # runs split at 256 and 512, and by append
+        ledger.append([make_record("admin", {"action": "test", "subject": f"s{n + i}",
+                                             "digest": "ab" * 32, "by": "ops", "at": T0})
+                       for i in range(batch)])
+        n += batch
+    before = ledger.entries(0, n)
     root = ledger.checkpoint().root
+    if layout == "one row per entry":  # as the start-up path stored entries before 0003
+        old = _old_entries_table()
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE ledger_entries"))
+            old.create(conn)
+            conn.execute(old.insert(), [
+                {"idx": e.index, "kind": e.kind, "instance_id": e.instance_id,
+                 "record": e.record.encode(), "salt": e.salt, "leaf_hash": e.leaf_hash,
+                 "created_at": e.created_at} for e in before])
     engine.dispose()
     upgrade(url)
     assert _revision(url) == "0003"
@@ -96,8 +136,14 @@ def test_upgrade_from_0002_keeps_a_log_made_by_the_old_start_up_path(
     try:
         again = SqlLedger(engine, ORIGIN, signer)
         again.initialize()
-        assert again.size() == 5 and again.checkpoint().root == root
-        assert again.audit().ok
+        assert again.size() == n and again.checkpoint().root == root
+        assert again.entries(0, n) == before
+        report = again.audit()
+        assert report.ok, report.text()
+        with engine.connect() as conn:
+            starts = [r[0] for r in conn.execute(text("SELECT idx FROM ledger_entries "
+                                                      "ORDER BY idx"))]
+        assert starts == [0, 256, 300, 512, 550, 551]
     finally:
         engine.dispose()
 
