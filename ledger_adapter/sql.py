@@ -1,13 +1,15 @@
 """``SqlLedger``: the ledger in the engine's SQL database (SQLite or PostgreSQL).
 
-Tables (``TABLES``; created by :func:`create_tables` until the lead merges
-them into the Alembic migrations):
+Tables (``TABLES``; in the engine's store created by its Alembic revision
+0003, elsewhere by :func:`create_tables`):
 
 ``ledger_head``         one row (id = 1): origin, tree size, root, current key ID.
                         Every append locks it: the log's single order.
-``ledger_entries``      idx (leaf index, 0-based), kind, instance_id, record (canonical
-                        ``jrule-record/1`` bytes, without salt), salt (32 bytes, never
-                        published), leaf_hash, created_at.
+``ledger_entries``      one row per *run* of consecutive entries (:func:`pack_runs`: at
+                        most 256, never crossing a multiple of 256): idx (the first leaf
+                        index), width, records (canonical ``jrule-record/1`` bytes without
+                        salt, back to back), lengths (uint16 big-endian each), salts (32
+                        bytes each, never published), leaf_hashes, created_at.
 ``ledger_tiles``        level, idx, width, hashes, nodes: the Merkle tree as C2SP tlog-tiles
                         (``hashes``: 256 hashes of 32 bytes per full tile; the rightmost tile
                         of each level grows in place) and each tile's inner nodes, so that
@@ -30,7 +32,9 @@ default); reads run in REPEATABLE READ snapshots.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -185,7 +189,7 @@ _keys = cast(Table, LedgerKey.__table__)
 
 
 def create_tables(bind: Engine | Connection) -> None:
-    """Create the ledger's tables if missing (until they join the Alembic migrations)."""
+    """Create the ledger's tables if missing (the engine's store gets them from Alembic)."""
     LedgerBase.metadata.create_all(bind)
 
 
@@ -252,6 +256,15 @@ def record_kind_instance(record: bytes) -> tuple[str, str | None]:
     return kind, None
 
 
+_UTC_INSTANT = UTCInstant()
+
+
+@functools.cache
+def _bind_processor(dialect: Dialect) -> Callable[[Any], Any] | None:
+    impl = _UTC_INSTANT.impl_instance.dialect_impl(dialect)
+    return cast("Callable[[Any], Any] | None", impl.bind_processor(dialect))
+
+
 def _instant(value: Any, dialect: Dialect) -> dt.datetime:
     """A ``UTCInstant`` column value read through the driver."""
     if isinstance(value, str):
@@ -300,27 +313,46 @@ class _SqlStore:
 
     def _ts(self, value: dt.datetime) -> Any:
         """``value`` as the driver receives it for a ``UTCInstant`` column."""
-        type_ = UTCInstant()
-        bound = type_.process_bind_param(value, self._dialect)
-        proc = type_.impl_instance.dialect_impl(self._dialect).bind_processor(self._dialect)
+        bound = _UTC_INSTANT.process_bind_param(value, self._dialect)
+        proc = _bind_processor(self._dialect)
         return proc(bound) if proc is not None else bound
+
+    # The statements of an append and the reads of a proof go straight to the driver:
+    # each is one small statement, and SQLAlchemy's statement machinery would cost
+    # more than the statement does (an engine step appends a few records per
+    # transaction).  Inside a transaction the driver runs in it.
+
+    def _driver(self) -> Any:
+        driver = self._conn.connection.driver_connection
+        assert driver is not None
+        return driver
+
+    def _exec(self, sql: str, params: Any = (), many: bool = False) -> None:
+        if not self._conn.in_transaction():
+            if many:
+                self._conn.exec_driver_sql(sql, list(params))
+            else:
+                self._conn.exec_driver_sql(sql, params)
+            return
+        with contextlib.closing(self._driver().cursor()) as cur:
+            if many:
+                cur.executemany(sql, params)
+            else:
+                cur.execute(sql, params)
 
     # reads
     def lock_head(self) -> Head | None:
         # An UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) at once.
-        self._conn.exec_driver_sql("UPDATE ledger_head SET size = size WHERE id = 1")
+        self._exec("UPDATE ledger_head SET size = size WHERE id = 1")
         return self.read_head()
 
-    # The two reads every proof makes go straight to the driver: a proof is a few
-    # small queries, and building SQLAlchemy statements would cost more than they do.
-
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        if self._raw:
-            # Straight on the driver's connection, outside any SQLAlchemy transaction:
-            # one statement, read committed (proofs read only immutable rows).
-            driver = self._conn.connection.driver_connection
-            assert driver is not None
-            return list(driver.execute(sql, params).fetchall())
+        if self._raw or self._conn.in_transaction():
+            # Without a transaction (proofs on SQLite): one statement, read committed
+            # (proofs read only immutable rows).
+            with contextlib.closing(self._driver().cursor()) as cur:
+                cur.execute(sql, params)
+                return list(cur.fetchall())
         return list(self._conn.exec_driver_sql(sql, params).fetchall())
 
     def read_head(self) -> Head | None:
@@ -429,16 +461,16 @@ class _SqlStore:
         if not tiles:
             return
         ph = ", ".join([self._ph] * 5)
-        self._conn.exec_driver_sql(
+        self._exec(
             f"INSERT INTO ledger_tiles (level, idx, width, hashes, nodes) VALUES ({ph}) "
             "ON CONFLICT (level, idx) DO UPDATE SET width = excluded.width, "
             "hashes = excluded.hashes, nodes = excluded.nodes",
             [(lv, i, len(t.hashes) // HASH_SIZE, t.hashes, t.nodes)
-             for (lv, i), t in sorted(tiles.items())])
+             for (lv, i), t in sorted(tiles.items())], many=True)
 
     def write_checkpoint(self, row: CheckpointRow) -> None:
         ph = ", ".join([self._ph] * 5)
-        self._conn.exec_driver_sql(
+        self._exec(
             "INSERT INTO ledger_checkpoints (size, root, note, cosignatures, created_at) "
             f"VALUES ({ph})", (row.size, row.root, row.note.decode("utf-8"),
                                row.cosignatures.decode("utf-8"), self._ts(row.created_at)))
@@ -454,7 +486,7 @@ class _SqlStore:
             self._conn.execute(_head.insert().values(id=1, **values))
         else:
             ph = self._ph
-            self._conn.exec_driver_sql(
+            self._exec(
                 f"UPDATE ledger_head SET origin = {ph}, size = {ph}, root = {ph}, "
                 f"key_id = {ph} WHERE id = 1", (head.origin, head.size, head.root, head.key_id))
 
