@@ -18,6 +18,11 @@ transaction as the transition that triggered the action.  The dispatcher:
    ``pending`` again after a transient failure (backoff); ``incident`` plus an
    ``incidents`` row after a permanent failure or the last attempt.
 
+With a ledger (``ledger=``), the transaction that records an outcome
+(``delivered`` or ``incident``) also appends its ``delivery`` record and keeps
+the record's index in ``outbox.ledger_index``: no outcome is committed without
+its entry (``engine/runtime/ledger.py``, ``docs/ledger.md``).
+
 Delivery is at least once; the receiving system makes it exactly once in
 effect by deduplicating on the idempotency key (``docs/receiving-systems.md``).
 
@@ -36,7 +41,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -51,6 +56,9 @@ from engine.runtime.handlers import (
     missing_returns,
 )
 from engine.runtime.models import Incident, Outbox
+
+if TYPE_CHECKING:
+    from ledger_adapter.protocol import Ledger
 
 __all__ = [
     "Backoff",
@@ -159,7 +167,7 @@ class Dispatcher:
         backoff: Backoff | None = None,
         batch: int = 100,
         lease: dt.timedelta = dt.timedelta(minutes=5),
-        ledger: Any = None,
+        ledger: Ledger | None = None,
     ) -> None:
         if max_attempts < 1 or batch < 1 or lease <= dt.timedelta(0):
             raise ValueError("max_attempts and batch must be >= 1 and lease positive")
