@@ -490,6 +490,15 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"jrule audit: cannot open {args.db}: {exc}", file=sys.stderr)
         return 2
+    from engine.runtime.db import HEAD_REVISION
+
+    revision = service.db.schema_revision()
+    if revision != HEAD_REVISION:
+        service.close()
+        print(f"jrule audit: {args.db} is at schema revision {revision or 'none'}, not "
+              f"{HEAD_REVISION}: bring it up to date first (engine.runtime.db.upgrade)",
+              file=sys.stderr)
+        return 2
     try:
         ledger = _open_ledger(service.db.engine, args.key_file)
         result = audit_store(service, ledger, chunk=args.chunk, progress=progress)

@@ -179,3 +179,14 @@ def test_the_engine_no_longer_creates_ledger_tables(url: str) -> None:
         assert ledger.size() == 1
     finally:
         svc.close()
+
+
+def test_audit_refuses_a_store_at_an_old_revision(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from rules_dsl.cli import main
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    _at(url, "0002")
+    assert main(["audit", "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert "is at schema revision 0002, not 0003" in err
