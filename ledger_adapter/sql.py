@@ -514,6 +514,7 @@ class SqlLedger(TiledLog):
                  clock: Callable[[], dt.datetime] = _now, tile_cache: int = 1024) -> None:
         super().__init__(origin, [signer, *more_signers], clock, tile_cache)
         self._engine = bind
+        self._writer = bind.execution_options(jrule_write=True)  # made once: not cheap
         self._pg = bind.dialect.name == "postgresql"
 
     @property
@@ -529,7 +530,7 @@ class SqlLedger(TiledLog):
                                  "ledger's", code="wrong_database")
             yield _SqlStore(conn)
             return
-        with self._engine.execution_options(jrule_write=True).begin() as conn:
+        with self._writer.begin() as conn:
             yield _SqlStore(conn)
 
     @contextmanager
