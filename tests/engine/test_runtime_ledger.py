@@ -204,6 +204,22 @@ def test_approvals_are_logged_requested_decided_and_timed_out(
     assert ledger.audit().ok
 
 
+def test_a_lapsed_approval_is_logged(lsvc: tuple[EngineService, SqlLedger]) -> None:
+    svc, ledger = lsvc
+    deploy(svc, APPROVALS)
+    svc.create_instance("freeze_flow", "f1", {"owed": "5000.00", "rate": "0.01"})
+    r = svc.submit_event("f1", "property_found", "officer",
+                         {"amount": "8000.00", "kind": "bank_deposit"}, "f1-found")
+    approval = str(r.approvals[0]["id"])
+    left = svc.submit_event("f1", "nothing_found", "officer", {}, "f1-nothing")
+    assert [a["status"] for a in left.approvals] == ["lapsed"]
+    lapsed = [e for e in _by_kind(ledger, "approval") if e.record.get("decision") == "lapsed"]
+    assert [e.record.get("approval") for e in lapsed] == [approval]
+    assert lapsed[0].record.get("by") == "engine"
+    assert _rows(svc, T_APPROVALS)[0]["status"] == "lapsed"
+    assert ledger.audit().ok
+
+
 def _reply(d: Delivery) -> dict[str, str]:
     if d.action == "file_enforcement_case":
         return {"case_number": "(2025)京0105执1234号"}
