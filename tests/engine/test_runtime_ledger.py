@@ -492,6 +492,31 @@ def test_audit_names_a_deleted_outbox_row(full_store: str,
     assert f"outbox[key={key}]: missing, but ledger entry" in out
 
 
+def test_audit_names_outbox_rows_whose_keys_were_swapped(
+        full_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    (a,) = _one(full_store, "SELECT key FROM outbox WHERE action = 'freeze'")
+    (b,) = _one(full_store, "SELECT key FROM outbox WHERE action = 'file_enforcement_case'")
+    _sql(full_store, "UPDATE outbox SET key = 'swap' WHERE key = :a", a=a)
+    _sql(full_store, "UPDATE outbox SET key = :a WHERE key = :b", a=a, b=b)
+    _sql(full_store, "UPDATE outbox SET key = :b WHERE key = 'swap'", b=b)
+    out = _findings(full_store, capsys)
+    for key in (a, b):
+        assert f"outbox[key={key}].action: disagrees with ledger entry" in out
+        assert f"outbox[key={key}].instance_id" in out
+
+
+def test_audit_names_approval_rows_whose_ids_were_swapped(
+        full_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    (a,) = _one(full_store, "SELECT id FROM approvals WHERE status = 'approved'")
+    (b,) = _one(full_store, "SELECT id FROM approvals WHERE status = 'rejected'")
+    _sql(full_store, "UPDATE approvals SET id = 'swap' WHERE id = :a", a=a)
+    _sql(full_store, "UPDATE approvals SET id = :a WHERE id = :b", a=a, b=b)
+    _sql(full_store, "UPDATE approvals SET id = :b WHERE id = 'swap'", b=b)
+    out = _findings(full_store, capsys)
+    for approval in (a, b):
+        assert f"approvals[id={approval}].status: disagrees with ledger entry" in out
+
+
 def test_audit_names_changed_action_arguments(full_store: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     (key,) = _one(full_store, "SELECT key FROM outbox WHERE action = 'freeze'")
