@@ -1,15 +1,25 @@
 """``jrule audit --db URL [--key-file FILE] [--chunk N]``: check a whole store.
 
-Four checks, each streaming over the store in chunks (memory does not grow
+Seven checks, each streaming over the store in chunks (memory does not grow
 with the log):
 
 a. the ledger's own audit (leaves, tiles, checkpoints, keys, head);
-b. every input-log row with a ``ledger_index``: its ``transition`` record is
-   recomputed from the row (SHA-256 of ``inputs.body``, the state hash, the
-   contract, the actions it emitted, ...) and compared with the ledger entry;
-   a ``migrate`` row is also compared with the ``migration`` record after it;
-c. every instance's stored document equals a replay of its logged inputs;
-d. every instance's ``state_hash`` is the SHA-256 of its document.
+b. every input-log row with a ``ledger_index``: its records are recomputed from
+   the rows they are made of (the input itself, the ``outbox`` rows of the
+   actions it triggered, the ``approvals`` rows it changed; see
+   ``engine/runtime/ledger.py``) and compared with the entries from its
+   ``ledger_index`` on; a row the records need but the store lacks is named;
+c. every ``outbox`` row with a ``ledger_index``: its ``delivery`` record;
+d. every ledger entry about an off-chain row finds that row: a ``transition``
+   its ``inputs`` row (same instance and seq, pointing back at the entry), an
+   ``action`` or ``delivery`` its ``outbox`` row, an ``approval`` or
+   ``approval_decision`` its ``approvals`` row, a ``deployment`` its
+   ``contract_versions`` row (and equals the record made from it): a deleted
+   or renumbered row is named;
+e. every ``contract_versions`` row: its IR hashes to its id (and its rule set
+   to its ``ruleset_id``), and the ledger has its deployment record;
+f. every instance's stored document equals a replay of its logged inputs;
+g. every instance's ``state_hash`` is the SHA-256 of its document.
 
 Every finding names its location (``table[key].column``).  Progress goes to
 stderr.  Exit status: 0 clean, 1 any finding, 2 a usage problem.
@@ -19,25 +29,52 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import Table, func, inspect, select
 
-from engine.runtime.ledger import migration_record, transition_record
-from engine.runtime.unit import T_INPUTS, T_INSTANCES
+from engine.runtime.ledger import (
+    MissingRow,
+    delivery_record,
+    deployment_record,
+    input_records,
+    result_keys,
+)
+from engine.runtime.models import ContractVersion
+from engine.runtime.results import canonical_json
+from engine.runtime.unit import T_APPROVALS, T_INCIDENTS, T_INPUTS, T_INSTANCES, T_OUTBOX
 
 __all__ = ["HELP", "StoreAudit", "add_arguments", "audit_store", "run"]
 
 HELP = "check the whole store against the ledger and replays"
 
-_COLUMN = {"instance": "instance_id", "seq": "seq", "contract": "result", "input": "body",
-           "state": "state_hash", "effects": "result", "at": "at",
-           "from": "body", "to": "body", "by": "body"}
+T_VERSIONS: Table = ContractVersion.__table__  # type: ignore[assignment]
+
+#: record field -> the column it is made from, per kind (None: the input row's column)
+_INPUT_COLUMN = {"instance": "instance_id", "seq": "seq", "contract": "result", "input": "body",
+                 "state": "state_hash", "effects": "result", "at": "at",
+                 "from": "body", "to": "body", "by": "body", "decision": "result",
+                 "outcome": "result"}
+_ROW_COLUMN: dict[str, dict[str, str | None]] = {
+    "action": {"instance": "instance_id", "seq": None, "key": "key", "action": "action",
+               "args": "args", "outcome": "status", "at": None},
+    "approval": {"instance": "instance_id", "seq": None, "approval": "id",
+                 "decision": "status", "by": "decided_by", "at": "decided_at"},
+    "approval_decision": {"instance": "instance_id", "seq": None, "approval": "id",
+                          "decision": "status", "by": "decided_by", "reason": "reason",
+                          "at": "decided_at"},
+    "delivery": {"instance": "instance_id", "key": "key", "action": "action",
+                 "attempt": "attempts", "outcome": "status", "reply": "receipt",
+                 "error": "last_error", "reference": "receipt", "at": "delivered_at"},
+    "deployment": {"contract": "id", "ruleset": "ruleset_id", "name": "name",
+                   "version": "version", "by": "deployed_by", "at": "deployed_at"},
+}
 
 
 @dataclass
@@ -48,13 +85,20 @@ class StoreAudit:
     ledger_text: str = ""
     inputs: int = 0
     instances: int = 0
+    entries: int = 0
+    outbox: int = 0
+    versions: int = 0
+    _seen: set[str] = field(default_factory=set, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.findings
 
     def add(self, location: str, message: str) -> None:
-        self.findings.append(f"{location}: {message}")
+        text = f"{location}: {message}"
+        if text not in self._seen:  # two checks may meet the same row
+            self._seen.add(text)
+            self.findings.append(text)
 
 
 def _chunks(conn_factory: Any, query: Any, key: Any, chunk: int) -> Iterator[list[Any]]:
@@ -72,11 +116,44 @@ def _chunks(conn_factory: Any, query: Any, key: Any, chunk: int) -> Iterator[lis
         last = rows[-1][key.name]
 
 
+def _by(conn_factory: Any, table: Table, column: str, values: Sequence[Any]
+        ) -> dict[Any, Any]:
+    """Rows of ``table`` whose ``column`` is one of ``values`` (a few hundred at a time)."""
+    out: dict[Any, Any] = {}
+    wanted = sorted(set(values))
+    with conn_factory() as conn:
+        for i in range(0, len(wanted), 500):
+            part = wanted[i:i + 500]
+            for row in conn.execute(select(table).where(table.c[column].in_(part))).mappings():
+                out[row[column]] = row
+    return out
+
+
+def _entries(ledger: Any, start: int, stop: int) -> dict[int, Any]:
+    """Entries ``start <= index < stop`` that decode (the ledger audit names the others)."""
+    from ledger_adapter.errors import LedgerError
+
+    stop = min(stop, ledger.size())
+    if start >= stop:
+        return {}
+    try:
+        return {e.index: e for e in ledger.entries(start, stop)}
+    except LedgerError:
+        out = {}
+        for i in range(start, stop):
+            try:
+                out[i] = ledger.entry(i)
+            except LedgerError:
+                pass
+        return out
+
+
 def audit_store(service: Any, ledger: Any | None, *, chunk: int = 1000,
                 progress: Callable[[str], None] | None = None) -> StoreAudit:
-    """Run checks (a)-(d) on ``service``'s store (``ledger``: its SqlLedger, or None)."""
+    """Run checks (a)-(g) on ``service``'s store (``ledger``: its SqlLedger, or None)."""
     out = StoreAudit()
     say = progress or (lambda _msg: None)
+    read = service.db.read
 
     # (a) the ledger itself
     if ledger is not None:
@@ -88,29 +165,40 @@ def audit_store(service: Any, ledger: Any | None, *, chunk: int = 1000,
         if report.findings_total > len(report.findings):
             out.add("ledger", f"... and {report.findings_total - len(report.findings)} more")
 
-    # (b) input-log rows against their ledger records
+    # (b) input-log rows (and the outbox and approval rows they made) against their records
     cols = [T_INPUTS.c[n] for n in ("id", "instance_id", "seq", "kind", "body", "result",
                                     "state_hash", "at", "ledger_index")]
-    for rows in _chunks(service.db.read, select(*cols), T_INPUTS.c.id, chunk):
+    for rows in _chunks(read, select(*cols), T_INPUTS.c.id, chunk):
         out.inputs += len(rows)
         logged = [r for r in rows if r["ledger_index"] is not None]
         if logged and ledger is None:
             out.add("inputs", "rows have ledger indexes but the store has no ledger")
             logged = []
         if logged and ledger is not None:
-            lo = min(r["ledger_index"] for r in logged)
-            hi = max(r["ledger_index"] for r in logged) + 2
-            entries = {e.index: e for e in ledger.entries(lo, hi)}
-            for r in logged:
-                _compare(out, r, entries.get(r["ledger_index"]), transition_record)
-                if r["kind"] == "migrate":
-                    _compare(out, r, entries.get(r["ledger_index"] + 1), migration_record,
-                             offset=1)
+            _check_inputs(out, read, ledger, logged)
         say(f"inputs: {out.inputs} rows checked")
 
-    # (c) replays and (d) document hashes
+    if ledger is not None:
+        # (c) delivery outcomes
+        ocols = select(T_OUTBOX).where(T_OUTBOX.c.ledger_index.is_not(None))
+        for rows in _chunks(read, ocols, T_OUTBOX.c.id, chunk):
+            out.outbox += len(rows)
+            _check_deliveries(out, read, ledger, rows)
+        say(f"outbox: {out.outbox} delivery outcomes checked")
+        # (d) ledger entries against the rows they record
+        deployed = _check_entries(out, read, ledger, chunk, say)
+    else:
+        deployed = None
+
+    # (e) contract versions
+    for rows in _chunks(read, select(T_VERSIONS), T_VERSIONS.c.deploy_seq, chunk):
+        out.versions += len(rows)
+        for r in rows:
+            _check_version(out, r, deployed)
+
+    # (f) replays and (g) document hashes
     icols = [T_INSTANCES.c.id, T_INSTANCES.c.document, T_INSTANCES.c.state_hash]
-    for rows in _chunks(service.db.read, select(*icols), T_INSTANCES.c.id, chunk):
+    for rows in _chunks(read, select(*icols), T_INSTANCES.c.id, chunk):
         for r in rows:
             iid = r["id"]
             where = f"instances[id={iid}]"
@@ -134,31 +222,226 @@ def audit_store(service: Any, ledger: Any | None, *, chunk: int = 1000,
     return out
 
 
-def _compare(out: StoreAudit, row: Any, entry: Any, build: Callable[[Any], Any],
-             offset: int = 0) -> None:
-    index = row["ledger_index"] + offset
-    where = f"inputs[id={row['id']}]"
-    if entry is None:
-        out.add(f"{where}.ledger_index", f"ledger entry {index} does not exist")
-        return
-    try:
-        want = build(row)
-    except Exception as exc:
-        out.add(where, f"the row does not make a valid {entry.record.kind} record: {exc}")
-        return
+def _check_inputs(out: StoreAudit, read: Any, ledger: Any, logged: list[Any]) -> None:
+    keys: list[str] = []
+    ids: list[str] = []
+    for r in logged:
+        try:
+            k, a = result_keys(r["result"])
+        except (ValueError, KeyError, TypeError):
+            continue  # reported when its records are built
+        keys += k
+        ids += a
+    outbox = _by(read, T_OUTBOX, "key", keys) if keys else {}
+    approvals = _by(read, T_APPROVALS, "id", ids) if ids else {}
+    lo = min(r["ledger_index"] for r in logged)
+    hi = max(r["ledger_index"] for r in logged) + 2 + (len(keys) + len(ids))
+    entries = _entries(ledger, lo, hi)
+    for r in logged:
+        where = f"inputs[id={r['id']}]"
+        try:
+            want = input_records(r, outbox, approvals)
+        except Exception as exc:
+            out.add(where, f"the row does not make valid ledger records: {exc}")
+            continue
+        for offset, rec in enumerate(want):
+            index = r["ledger_index"] + offset
+            if isinstance(rec, MissingRow):
+                out.add(rec.location, f"missing, but ledger entry {index} records it")
+                continue
+            entry = entries.get(index)
+            if entry is None:
+                out.add(f"{where}.ledger_index", f"ledger entry {index} ({rec.kind} record "
+                        "of this input) does not exist")
+                continue
+            if offset == 0 or rec.kind == "migration":
+                _diff(out, rec, entry, _Locate(where, _INPUT_COLUMN))
+                continue
+            columns = dict(_ROW_COLUMN[rec.kind])
+            if rec.kind == "approval" and rec.get("decision") == "requested":
+                columns.update(at="requested_at", decision=None)
+            row_where = (f"outbox[key={rec.get('key')}]" if rec.kind == "action"
+                         else f"approvals[id={rec.get('approval')}]")
+            elsewhere = {name: f"{where}.{_INPUT_COLUMN.get(name, name)}"
+                         for name, column in columns.items() if column is None}
+            _diff(out, rec, entry, _Locate(row_where, columns, elsewhere))
+
+
+@dataclass(frozen=True)
+class _Locate:
+    """Where a record field comes from: ``row.column``, or a location ``elsewhere``."""
+
+    row: str
+    columns: Mapping[str, str | None]
+    elsewhere: Mapping[str, str] = field(default_factory=dict)
+
+    def __call__(self, name: str) -> str:
+        if name in self.elsewhere:
+            return self.elsewhere[name]
+        return f"{self.row}.{self.columns.get(name) or name}"
+
+
+def _diff(out: StoreAudit, want: Any, entry: Any, locate: _Locate) -> None:
+    """Report how ``want`` (made from rows) differs from ledger ``entry``."""
+    index = entry.index
     if entry.record == want:
         return
     if entry.record.kind != want.kind:
-        out.add(f"{where}.ledger_index", f"ledger entry {index} is a {entry.record.kind} "
-                f"record, expected {want.kind}")
+        out.add(locate.row,
+                f"the rows make a {want.kind} record, but ledger entry {index} is a "
+                f"{entry.record.kind} record")
         return
     have = dict(entry.record.fields)
-    columns = sorted({_COLUMN.get(name, name) for name, value in want.fields
-                      if have.get(name) != value})
-    for column in columns:
-        names = [n for n, v in want.fields if _COLUMN.get(n, n) == column and have.get(n) != v]
-        out.add(f"{where}.{column}", f"disagrees with ledger entry {index} "
-                f"({want.kind} field(s) {', '.join(names)})")
+    wrong: dict[str, list[str]] = {}
+    for name, value in want.fields:
+        if have.get(name) != value:
+            wrong.setdefault(locate(name), []).append(name)
+    for location, names in wrong.items():
+        out.add(location, f"disagrees with ledger entry {index} "
+                          f"({want.kind} field(s) {', '.join(names)})")
+
+
+def _check_deliveries(out: StoreAudit, read: Any, ledger: Any, rows: list[Any]) -> None:
+    failed = [r["id"] for r in rows if r["status"] != "delivered"]
+    opened: dict[int, Any] = {}
+    if failed:
+        with read() as conn:
+            i = T_INCIDENTS
+            for oid, at in conn.execute(
+                    select(i.c.outbox_id, func.max(i.c.created_at))
+                    .where(i.c.outbox_id.in_(failed)).group_by(i.c.outbox_id)):
+                opened[oid] = at
+    lo = min(r["ledger_index"] for r in rows)
+    hi = max(r["ledger_index"] for r in rows) + 1
+    entries = _entries(ledger, lo, hi)
+    for r in rows:
+        where = f"outbox[key={r['key']}]"
+        entry = entries.get(r["ledger_index"])
+        if entry is None:
+            out.add(f"{where}.ledger_index", f"ledger entry {r['ledger_index']} does not exist")
+            continue
+        if entry.kind != "delivery":
+            out.add(f"{where}.ledger_index", f"ledger entry {entry.index} is a {entry.kind} "
+                    "record, not this row's delivery outcome")
+            continue
+        if r["status"] in ("pending", "delivering"):
+            # retried after an incident: the entry is the earlier failure
+            row = {**r, "status": "incident"}
+            if entry.record.get("outcome") != "failed":
+                out.add(f"{where}.status", f"is {r['status']}, but ledger entry {entry.index} "
+                        "says it was delivered")
+                continue
+        else:
+            row = r
+        try:
+            want = delivery_record(row, opened.get(r["id"]) or r["delivered_at"])
+        except Exception as exc:
+            out.add(where, f"the row does not make a valid delivery record: {exc}")
+            continue
+        elsewhere = ({} if row["status"] == "delivered"
+                     else {"at": f"incidents[outbox_id={r['id']}].created_at"})
+        _diff(out, want, entry, _Locate(where, _ROW_COLUMN["delivery"], elsewhere))
+
+
+def _check_entries(out: StoreAudit, read: Any, ledger: Any, chunk: int,
+                   say: Callable[[str], None]) -> set[str]:
+    """(d): every entry about an off-chain row finds it; returns the deployed contract ids."""
+    deployed: set[str] = set()
+    size = ledger.size()
+    for start in range(0, size, chunk):
+        entries = _entries(ledger, start, start + chunk)
+        out.entries += len(entries)
+        by_kind: dict[str, list[Any]] = {}
+        for e in entries.values():
+            by_kind.setdefault(e.kind, []).append(e)
+        moves = by_kind.get("transition", []) + by_kind.get("migration", [])
+        if moves:
+            _check_moves(out, read, moves)
+        for kind, table, column, name in (("action", T_OUTBOX, "key", "key"),
+                                          ("delivery", T_OUTBOX, "key", "key"),
+                                          ("approval", T_APPROVALS, "id", "approval"),
+                                          ("approval_decision", T_APPROVALS, "id", "approval")):
+            found = by_kind.get(kind, [])
+            if not found:
+                continue
+            rows = _by(read, table, column, [e.record.get(name) for e in found])
+            for e in found:
+                key = e.record.get(name)
+                row = rows.get(key)
+                where = f"{table.name}[{column}={key}]"
+                if row is None:
+                    out.add(where, f"missing, but ledger entry {e.index} records it")
+                elif row["instance_id"] != e.record.get("instance"):
+                    out.add(f"{where}.instance_id", f"is {row['instance_id']}, but ledger "
+                            f"entry {e.index} records it for {e.record.get('instance')}")
+        found = by_kind.get("deployment", [])
+        if found:
+            rows = _by(read, T_VERSIONS, "id", [e.record.get("contract") for e in found])
+            for e in found:
+                cid = e.record.get("contract")
+                deployed.add(cid)
+                row = rows.get(cid)
+                where = f"contract_versions[id={cid}]"
+                if row is None:
+                    out.add(where, f"missing, but ledger entry {e.index} records its "
+                                   "deployment")
+                    continue
+                try:
+                    want = deployment_record(row)
+                except Exception as exc:
+                    out.add(where, f"the row does not make a valid deployment record: {exc}")
+                    continue
+                _diff(out, want, e, _Locate(where, _ROW_COLUMN["deployment"]))
+        say(f"ledger entries: {out.entries}/{size} matched with their rows")
+    return deployed
+
+
+def _check_moves(out: StoreAudit, read: Any, entries: list[Any]) -> None:
+    """Transition and migration entries: their input rows exist and point back at them."""
+    instances = sorted({e.record.get("instance") for e in entries})
+    seqs = sorted({int(e.record.get("seq")) for e in entries})
+    found: dict[tuple[str, int], Any] = {}
+    with read() as conn:
+        n = T_INPUTS
+        for i in range(0, len(instances), 500):
+            q = select(n.c.id, n.c.instance_id, n.c.seq, n.c.kind, n.c.ledger_index).where(
+                n.c.instance_id.in_(instances[i:i + 500]), n.c.seq.in_(seqs))
+            for row in conn.execute(q).mappings():
+                found[(row["instance_id"], row["seq"])] = row
+    for e in entries:
+        iid, seq = e.record.get("instance"), int(e.record.get("seq"))
+        where = f"inputs[instance_id={iid},seq={seq}]"
+        row = found.get((iid, seq))
+        if row is None:
+            out.add(where, f"missing, but ledger entry {e.index} records it ({e.kind})")
+            continue
+        want = e.index if e.kind == "transition" else e.index - 1
+        if row["ledger_index"] != want:
+            out.add(f"{where}.ledger_index", f"is {row['ledger_index']}, but ledger entry "
+                    f"{e.index} records this input's {e.kind}: rows were renumbered or "
+                    "moved")
+
+
+def _check_version(out: StoreAudit, row: Any, deployed: set[str] | None) -> None:
+    cid = row["id"]
+    where = f"contract_versions[id={cid}]"
+    try:
+        ir = json.loads(row["ir"])
+        body = {k: v for k, v in ir.items() if k != "id"}
+        digest = hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    except (ValueError, AttributeError) as exc:
+        out.add(f"{where}.ir", f"is not the IR of a contract: {exc}")
+    else:
+        if digest != cid or ir.get("id") != cid:
+            out.add(f"{where}.ir", f"hashes to {digest}, not to its contract id: the IR was "
+                                   "changed after deployment")
+    ruleset = hashlib.sha256(row["ruleset_ir"].encode("utf-8")).hexdigest()
+    if ruleset != row["ruleset_id"]:
+        out.add(f"{where}.ruleset_ir", f"hashes to {ruleset}, not to ruleset_id "
+                                       f"{row['ruleset_id']}")
+    if deployed is not None and cid not in deployed:
+        out.add(where, "has no deployment record in the ledger (a version the log does not "
+                       "know)")
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -207,6 +490,15 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"jrule audit: cannot open {args.db}: {exc}", file=sys.stderr)
         return 2
+    from engine.runtime.db import HEAD_REVISION
+
+    revision = service.db.schema_revision()
+    if revision != HEAD_REVISION:
+        service.close()
+        print(f"jrule audit: {args.db} is at schema revision {revision or 'none'}, not "
+              f"{HEAD_REVISION}: bring it up to date first (engine.runtime.db.upgrade)",
+              file=sys.stderr)
+        return 2
     try:
         ledger = _open_ledger(service.db.engine, args.key_file)
         result = audit_store(service, ledger, chunk=args.chunk, progress=progress)
@@ -218,6 +510,9 @@ def run(args: argparse.Namespace) -> int:
         print(result.ledger_text, end="")
     print(f"checked {result.inputs} input rows and {result.instances} instances "
           f"in {time.monotonic() - started:.1f} s")
+    if ledger is not None:
+        print(f"matched {result.entries} ledger entries with their rows, "
+              f"{result.outbox} delivery outcomes and {result.versions} contract versions")
     if result.ok:
         print("no disagreement found")
         return 0

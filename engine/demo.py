@@ -66,11 +66,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from engine.runtime.clock import VirtualClock
+    from engine.runtime.db import open_database
     from engine.runtime.dispatcher import Dispatcher
     from engine.runtime.receiver.server import ReferenceReceiver
     from engine.runtime.service import EngineService
     from engine.runtime.webhook import WebhookHandler
-    from ledger_adapter import Ed25519Signer
+    from ledger_adapter.note import Ed25519Signer
     from ledger_adapter.sql import SqlLedger
 
     examples = _find_examples(args.examples)
@@ -85,17 +86,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     sandbox.mkdir(parents=True)
     db_path = sandbox / "jrule.sqlite3"
     clock = VirtualClock(START)
-    from engine.runtime.db import open_database
-
-    db = open_database(f"sqlite:///{db_path}")
-    ledger = SqlLedger(db.engine, LEDGER_ORIGIN, Ed25519Signer.generate(LEDGER_ORIGIN),
-                       clock=clock.now)
-    service = EngineService(f"sqlite:///{db_path}", clock=clock, mode="sandbox", db=db,
-                            ledger=ledger)
+    url = f"sqlite:///{db_path}"
+    db = open_database(url)
+    # the tamper-evident ledger, with a throwaway log key (a court keeps its key safe)
+    ledger = SqlLedger(db.engine, LOG_ORIGIN, Ed25519Signer.generate(LOG_ORIGIN))
+    service = EngineService(url, clock=clock, mode="sandbox", db=db, ledger=ledger)
     key = Ed25519PrivateKey.generate()
     receiver = ReferenceReceiver(key.public_key(), db_path=str(sandbox / "court.sqlite3")).start()
     handler = WebhookHandler(receiver.url, key, "demo-webhook", clock=clock)
-    dispatcher = Dispatcher(service.db, handler, clock)
+    dispatcher = Dispatcher(service.db, handler, clock, ledger=ledger)
     try:
         _say(out, f"jrule sandbox: data in {sandbox}/, virtual clock starting {START:%Y-%m-%d}")
         _say(out, f"reference court system (case management stand-in) at {receiver.url}")
@@ -105,37 +104,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         _cases(service, out)
         _advance(service, dispatcher, clock, args.days, args.lang, out)
         _summary(service, args.lang, out)
-        _verify_receipt(service, out)
+        _receipt(service, ledger, sandbox, out)
         if getattr(args, "serve", False):
             _serve(args, service, clock, dispatcher, sandbox, out)
     finally:
         receiver.stop() if hasattr(receiver, "stop") else None
         service.close()
     return 0
-
-
-LEDGER_ORIGIN = "sandbox.jrule.local/ledger"
-
-
-def _verify_receipt(service: Any, out: TextIO) -> None:
-    """Fetch the receipt of the enforcement filing's transition and check it offline."""
-    from sqlalchemy import select
-
-    from engine.runtime.unit import T_INPUTS
-    from ledger_adapter import verify_receipt
-
-    ledger = service.ledger
-    with service.db.read() as conn:
-        rows = conn.execute(select(T_INPUTS.c.seq, T_INPUTS.c.result, T_INPUTS.c.ledger_index)
-                            .where(T_INPUTS.c.instance_id == "med-confirmed")
-                            .order_by(T_INPUTS.c.seq)).all()
-    chosen = next((r for r in rows if "file_enforcement_case" in r.result), rows[-1])
-    receipt = ledger.receipt(chosen.ledger_index)
-    report = verify_receipt(receipt, [k.vkey for k in ledger.log_keys()])
-    _say(out, "\nledger receipt"
-              f" for med-confirmed step {chosen.seq} (entry "
-              f"{chosen.ledger_index} of {ledger.size()}): "
-              f"{'verified offline' if report.ok else 'NOT verified: ' + str(report.failure)}")
 
 
 def _serve(args: argparse.Namespace, service: Any, clock: Any, dispatcher: Any,
@@ -195,6 +170,7 @@ Ctrl-C stops it.""")
 
 
 MEDIATION = "调解协议履行"
+LOG_ORIGIN = "sandbox.court.example/ledger"
 
 
 def _cases(service: Any, out: TextIO) -> None:
@@ -263,3 +239,34 @@ def _summary(service: Any, lang: str, out: TextIO) -> None:
     for entry in service.timeline("med-confirmed"):
         for e in entry.get("explanations", ()):
             _say(out, "  - " + e.get(f"text_{lang}", ""))
+
+
+def _receipt(service: Any, ledger: Any, sandbox: Path, out: TextIO) -> None:
+    """The receipt of the automatic enforcement filing, checked offline."""
+    from ledger_adapter.keys import format_key_list
+    from ledger_adapter.verify import verify_receipt
+
+    filed = [r for r in service.outbox("med-confirmed", status="delivered")
+             if r["action"] == "file_enforcement_case"]
+    if not filed:
+        return
+    from sqlalchemy import select
+
+    from engine.runtime.unit import T_OUTBOX
+
+    with service.db.read() as conn:
+        index = conn.scalar(select(T_OUTBOX.c.ledger_index)
+                            .where(T_OUTBOX.c.key == filed[0]["key"]))
+    if index is None:
+        return
+    receipt = ledger.receipt(index)
+    path = sandbox / "enforcement-filed.tlog-proof"
+    keys = sandbox / "log-keys.txt"
+    path.write_bytes(receipt)
+    keys.write_text(format_key_list(ledger.log_keys()), encoding="utf-8")
+    report = verify_receipt(receipt, ledger.log_keys())
+    _say(out, f"\nthe ledger's receipt for the automatic enforcement filing ({path.name}), "
+              "checked offline:")
+    for line in report.text().splitlines():
+        _say(out, "  " + line)
+    _say(out, f"check it yourself: jrule verify {path} --key {keys}")

@@ -81,10 +81,13 @@ class Checkpoint:
         return "\n".join(lines) + "\n"
 
 
+_LINE_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _check_line(line: str, what: str) -> None:
     if not line:
         raise FormatError(f"{what} must not be empty", code=_CODE)
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in line):
+    if _LINE_CONTROL.search(line):
         raise FormatError(f"{what} contains a control character", code=_CODE)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -363,13 +364,16 @@ class Note:
         return format_note(self.text, self.signatures)
 
 
+_TEXT_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")  # control characters but LF
+
+
 def _check_text(text: str, code: str) -> None:
     if not text.endswith("\n"):
         raise FormatError("note text must end with a newline", code=code)
-    for ch in text:
-        o = ord(ch)
-        if (o < 0x20 and ch != "\n") or o == 0x7F:
-            raise FormatError(f"note text contains the control character U+{o:04X}", code=code)
+    bad = _TEXT_CONTROL.search(text)
+    if bad is not None:
+        raise FormatError(f"note text contains the control character U+{ord(bad.group()):04X}",
+                          code=code)
 
 
 def format_note(text: str, signatures: Sequence[Signature]) -> bytes:

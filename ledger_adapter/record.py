@@ -100,6 +100,21 @@ SCHEMA: dict[str, tuple[tuple[str, _Spec], ...]] = {
         ("decision", ("requested", "approved", "rejected", "timeout", "lapsed")),
         ("by", FieldType.TEXT), ("at", FieldType.INSTANT),
     ),
+    # An officer's decision on an approval (the ``approval`` kind has no reason field).
+    "approval_decision": (
+        ("instance", FieldType.TEXT), ("seq", FieldType.UINT),
+        ("approval", FieldType.TEXT), ("decision", ("approved", "rejected")),
+        ("by", FieldType.TEXT), ("reason", FieldType.DIGEST),
+        ("at", FieldType.INSTANT),
+    ),
+    # The outcome of delivering a triggered action (the ``action`` kind has no reply).
+    "delivery": (
+        ("instance", FieldType.TEXT), ("key", FieldType.TEXT),
+        ("action", FieldType.TEXT), ("attempt", FieldType.UINT),
+        ("outcome", ("delivered", "failed")), ("reply", FieldType.DIGEST),
+        ("error", FieldType.DIGEST), ("reference", FieldType.TEXT),
+        ("at", FieldType.INSTANT),
+    ),
     "migration": (
         ("instance", FieldType.TEXT), ("seq", FieldType.UINT),
         ("from", FieldType.DIGEST), ("to", FieldType.DIGEST),

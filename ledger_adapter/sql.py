@@ -1,13 +1,15 @@
 """``SqlLedger``: the ledger in the engine's SQL database (SQLite or PostgreSQL).
 
-Tables (``TABLES``; created by :func:`create_tables` until the lead merges
-them into the Alembic migrations):
+Tables (``TABLES``; in the engine's store created by its Alembic revision
+0003, elsewhere by :func:`create_tables`):
 
 ``ledger_head``         one row (id = 1): origin, tree size, root, current key ID.
                         Every append locks it: the log's single order.
-``ledger_entries``      idx (leaf index, 0-based), kind, instance_id, record (canonical
-                        ``jrule-record/1`` bytes, without salt), salt (32 bytes, never
-                        published), leaf_hash, created_at.
+``ledger_entries``      one row per *run* of consecutive entries (:func:`pack_runs`: at
+                        most 256, never crossing a multiple of 256): idx (the first leaf
+                        index), width, records (canonical ``jrule-record/1`` bytes without
+                        salt, back to back), lengths (uint16 big-endian each), salts (32
+                        bytes each, never published), leaf_hashes, created_at.
 ``ledger_tiles``        level, idx, width, hashes, nodes: the Merkle tree as C2SP tlog-tiles
                         (``hashes``: 256 hashes of 32 bytes per full tile; the rightmost tile
                         of each level grows in place) and each tile's inner nodes, so that
@@ -30,7 +32,10 @@ default); reads run in REPEATABLE READ snapshots.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
@@ -69,15 +74,19 @@ from ledger_adapter.log import (
 )
 from ledger_adapter.merkle import HASH_SIZE
 from ledger_adapter.note import Ed25519Signer
-from ledger_adapter.tile import StoredTile, TileKey
+from ledger_adapter.tile import TILE_WIDTH, StoredTile, TileKey
 
 __all__ = [
+    "RUN_WIDTH",
     "TABLES",
     "LedgerBase",
     "SqlLedger",
     "create_tables",
     "drop_tables",
+    "pack_runs",
+    "record_kind_instance",
     "sqlite_engine",
+    "unpack_run",
 ]
 
 #: The ledger's tables, in creation order.
@@ -126,16 +135,17 @@ class LedgerHead(LedgerBase):
 
 
 class LedgerEntryRow(LedgerBase):
+    """A run of consecutive entries (see :func:`pack_runs`): one row per append and
+    256-entry bundle, not one per entry, so a bulk append writes few rows."""
+
     __tablename__ = "ledger_entries"
 
     idx: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
-    kind: Mapped[str] = mapped_column(String(20))
-    # Not indexed on purpose: the engine keeps the ledger index of each of its rows
-    # (append() returns it), and an index here would halve the append rate.
-    instance_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    record: Mapped[bytes] = mapped_column(LargeBinary)
-    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
-    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    width: Mapped[int] = mapped_column(SmallInteger)  # entries in the run, 1..256
+    records: Mapped[bytes] = mapped_column(LargeBinary)  # the records, back to back
+    lengths: Mapped[bytes] = mapped_column(LargeBinary)  # their lengths, uint16 big-endian
+    salts: Mapped[bytes] = mapped_column(LargeBinary)  # 32 bytes each
+    leaf_hashes: Mapped[bytes] = mapped_column(LargeBinary)  # 32 bytes each
     created_at: Mapped[dt.datetime] = mapped_column(UTCInstant())
 
 
@@ -179,12 +189,89 @@ _keys = cast(Table, LedgerKey.__table__)
 
 
 def create_tables(bind: Engine | Connection) -> None:
-    """Create the ledger's tables if missing (until they join the Alembic migrations)."""
+    """Create the ledger's tables if missing (the engine's store gets them from Alembic)."""
     LedgerBase.metadata.create_all(bind)
 
 
 def drop_tables(bind: Engine | Connection) -> None:
     LedgerBase.metadata.drop_all(bind)
+
+
+#: the most entries one ``ledger_entries`` row holds: runs never cross a multiple of it,
+#: so the runs of entries [256k, 256k + 256) are that C2SP entry bundle's entries
+RUN_WIDTH = TILE_WIDTH
+_LENGTHS = struct.Struct(">H")
+_RECORD_PREFIX = b"jrule-record/1\nkind "
+
+
+def pack_runs(start: int, records: Sequence[bytes], salt_block: bytes,
+              leaf_hashes: Sequence[bytes]) -> list[tuple[int, int, bytes, bytes, bytes, bytes]]:
+    """Entries ``start``, ``start + 1``, ... as ``ledger_entries`` rows: (idx, width,
+    records, lengths, salts, leaf_hashes), one per run of at most ``RUN_WIDTH`` entries
+    that does not cross a multiple of ``RUN_WIDTH``."""
+    out = []
+    n = len(records)
+    i = 0
+    while i < n:
+        j = min(n, i + RUN_WIDTH - (start + i) % RUN_WIDTH)
+        part = records[i:j]
+        try:
+            lengths = struct.pack(f">{j - i}H", *map(len, part))
+        except struct.error as e:
+            raise StoreError("a record longer than 65,535 bytes", code="too_long") from e
+        out.append((start + i, j - i, b"".join(part), lengths,
+                    salt_block[i * HASH_SIZE:j * HASH_SIZE], b"".join(leaf_hashes[i:j])))
+        i = j
+    return out
+
+
+def unpack_run(idx: int, width: int, records: bytes, lengths: bytes, salts: bytes,
+               leaf_hashes: bytes) -> list[tuple[int, bytes, bytes, bytes]]:
+    """A ``ledger_entries`` row's entries: (index, record, salt, leaf hash).
+
+    A row whose parts disagree in length is read as far as they go (the audit
+    then names the entries that are missing or altered)."""
+    records, lengths, salts, leaf_hashes = (bytes(records), bytes(lengths), bytes(salts),
+                                            bytes(leaf_hashes))
+    out = []
+    at = 0
+    for i, (length,) in enumerate(_LENGTHS.iter_unpack(lengths[:2 * (len(lengths) // 2)])):
+        if i >= width:
+            break
+        out.append((idx + i, records[at:at + length], salts[i * 32:(i + 1) * 32],
+                    leaf_hashes[i * 32:(i + 1) * 32]))
+        at += length
+    return out
+
+
+def record_kind_instance(record: bytes) -> tuple[str, str | None]:
+    """The kind and instance a stored record names (read from its first lines)."""
+    if not record.startswith(_RECORD_PREFIX):
+        return "", None
+    end = record.find(b"\n", len(_RECORD_PREFIX))
+    kind = record[len(_RECORD_PREFIX):end].decode("utf-8", "replace")
+    if record.startswith(b"instance ", end + 1):
+        stop = record.find(b"\n", end + 10)
+        return kind, record[end + 10:stop].decode("utf-8", "replace")
+    return kind, None
+
+
+_UTC_INSTANT = UTCInstant()
+
+
+@functools.cache
+def _bind_processor(dialect: Dialect) -> Callable[[Any], Any] | None:
+    impl = _UTC_INSTANT.impl_instance.dialect_impl(dialect)
+    return cast("Callable[[Any], Any] | None", impl.bind_processor(dialect))
+
+
+def _instant(value: Any, dialect: Dialect) -> dt.datetime:
+    """A ``UTCInstant`` column value read through the driver."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    result = UTCInstant().process_result_value(value, dialect)
+    assert result is not None
+    return result
 
 
 def sqlite_engine(url: str | URL, **kwargs: Any) -> Engine:
@@ -226,27 +313,46 @@ class _SqlStore:
 
     def _ts(self, value: dt.datetime) -> Any:
         """``value`` as the driver receives it for a ``UTCInstant`` column."""
-        type_ = UTCInstant()
-        bound = type_.process_bind_param(value, self._dialect)
-        proc = type_.impl_instance.dialect_impl(self._dialect).bind_processor(self._dialect)
+        bound = _UTC_INSTANT.process_bind_param(value, self._dialect)
+        proc = _bind_processor(self._dialect)
         return proc(bound) if proc is not None else bound
+
+    # The statements of an append and the reads of a proof go straight to the driver:
+    # each is one small statement, and SQLAlchemy's statement machinery would cost
+    # more than the statement does (an engine step appends a few records per
+    # transaction).  Inside a transaction the driver runs in it.
+
+    def _driver(self) -> Any:
+        driver = self._conn.connection.driver_connection
+        assert driver is not None
+        return driver
+
+    def _exec(self, sql: str, params: Any = (), many: bool = False) -> None:
+        if not self._conn.in_transaction():
+            if many:
+                self._conn.exec_driver_sql(sql, list(params))
+            else:
+                self._conn.exec_driver_sql(sql, params)
+            return
+        with contextlib.closing(self._driver().cursor()) as cur:
+            if many:
+                cur.executemany(sql, params)
+            else:
+                cur.execute(sql, params)
 
     # reads
     def lock_head(self) -> Head | None:
         # An UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) at once.
-        self._conn.exec_driver_sql("UPDATE ledger_head SET size = size WHERE id = 1")
+        self._exec("UPDATE ledger_head SET size = size WHERE id = 1")
         return self.read_head()
 
-    # The two reads every proof makes go straight to the driver: a proof is a few
-    # small queries, and building SQLAlchemy statements would cost more than they do.
-
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        if self._raw:
-            # Straight on the driver's connection, outside any SQLAlchemy transaction:
-            # one statement, read committed (proofs read only immutable rows).
-            driver = self._conn.connection.driver_connection
-            assert driver is not None
-            return list(driver.execute(sql, params).fetchall())
+        if self._raw or self._conn.in_transaction():
+            # Without a transaction (proofs on SQLite): one statement, read committed
+            # (proofs read only immutable rows).
+            with contextlib.closing(self._driver().cursor()) as cur:
+                cur.execute(sql, params)
+                return list(cur.fetchall())
         return list(self._conn.exec_driver_sql(sql, params).fetchall())
 
     def read_head(self) -> Head | None:
@@ -264,20 +370,33 @@ class _SqlStore:
                            params)
         return {(r[0], r[1]): StoredTile(bytes(r[2]), bytes(r[3])) for r in rows}
 
+    def _runs(self, start: int, stop: int, created: bool) -> list[Any]:
+        # A run holds at most RUN_WIDTH entries, so the runs that overlap [start, stop)
+        # start after start - RUN_WIDTH: an index range scan.
+        ph = self._ph
+        cols = "idx, width, records, lengths, salts, leaf_hashes" + (
+            ", created_at" if created else "")
+        return self._query(f"SELECT {cols} FROM ledger_entries WHERE idx > {ph} AND "
+                           f"idx < {ph} ORDER BY idx", (start - RUN_WIDTH, stop))
+
     def read_entries(self, start: int, stop: int) -> list[EntryRow]:
-        rows = self._conn.execute(
-            select(_entries.c.idx, _entries.c.kind, _entries.c.instance_id, _entries.c.record,
-                   _entries.c.salt, _entries.c.leaf_hash, _entries.c.created_at)
-            .where(_entries.c.idx >= start, _entries.c.idx < stop).order_by(_entries.c.idx))
-        return [EntryRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), bytes(r[5]), r[6])
-                for r in rows]
+        out: list[EntryRow] = []
+        for r in self._runs(start, stop, created=True):
+            created = _instant(r[6], self._dialect)
+            for idx, record, salt, leaf in unpack_run(r[0], r[1], r[2], r[3], r[4], r[5]):
+                if start <= idx < stop:
+                    kind, instance = record_kind_instance(record)
+                    out.append(EntryRow(idx, kind, instance, record, salt, leaf, created))
+        return out
 
     def scan_entries(self, start: int, stop: int) -> list[ScannedEntry]:
-        ph = self._ph
-        rows = self._conn.exec_driver_sql(
-            "SELECT idx, kind, instance_id, record, salt, leaf_hash FROM ledger_entries "
-            f"WHERE idx >= {ph} AND idx < {ph} ORDER BY idx", (start, stop))
-        return [(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), bytes(r[5])) for r in rows]
+        out: list[ScannedEntry] = []
+        for r in self._runs(start, stop, created=False):
+            for idx, record, salt, leaf in unpack_run(r[0], r[1], r[2], r[3], r[4], r[5]):
+                if start <= idx < stop:
+                    kind, instance = record_kind_instance(record)
+                    out.append((idx, kind, instance, record, salt, leaf))
+        return out
 
     def _checkpoint_rows(self, stmt: Any) -> list[CheckpointRow]:
         return [CheckpointRow(r[0], bytes(r[1]), r[2].encode("utf-8"), r[3].encode("utf-8"),
@@ -322,38 +441,36 @@ class _SqlStore:
     def write_entries(self, batch: EntryBatch) -> None:
         if not batch.records:
             return
-        cols = "idx, kind, instance_id, record, salt, leaf_hash, created_at"
-        params = batch.columns(self._ts(batch.created_at))
+        runs = pack_runs(batch.start, batch.records, batch.salt_block, batch.leaf_hashes)
+        created = self._ts(batch.created_at)
+        cols = "idx, width, records, lengths, salts, leaf_hashes, created_at"
+        driver = self._conn.connection.driver_connection
+        assert driver is not None
         if self._pg:
-            driver = self._conn.connection.driver_connection
-            assert driver is not None
             with driver.cursor() as cur, cur.copy(
                     f"COPY ledger_entries ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["bigint", "text", "text", "bytea", "bytea", "bytea",
+                copy.set_types(["bigint", "smallint", "bytea", "bytea", "bytea", "bytea",
                                 "timestamptz"])
-                for row in params:
-                    copy.write_row(row)
+                for run in runs:
+                    copy.write_row((*run, created))
         else:
-            driver = self._conn.connection.driver_connection
-            assert driver is not None
-            # The driver's executemany takes the rows lazily (SQLAlchemy's wants a list).
-            driver.executemany(
-                f"INSERT INTO ledger_entries ({cols}) VALUES ({', '.join(['?'] * 7)})", params)
+            driver.executemany(f"INSERT INTO ledger_entries ({cols}) VALUES "
+                               f"({', '.join(['?'] * 7)})", [(*run, created) for run in runs])
 
     def write_tiles(self, tiles: Mapping[TileKey, StoredTile]) -> None:
         if not tiles:
             return
         ph = ", ".join([self._ph] * 5)
-        self._conn.exec_driver_sql(
+        self._exec(
             f"INSERT INTO ledger_tiles (level, idx, width, hashes, nodes) VALUES ({ph}) "
             "ON CONFLICT (level, idx) DO UPDATE SET width = excluded.width, "
             "hashes = excluded.hashes, nodes = excluded.nodes",
             [(lv, i, len(t.hashes) // HASH_SIZE, t.hashes, t.nodes)
-             for (lv, i), t in sorted(tiles.items())])
+             for (lv, i), t in sorted(tiles.items())], many=True)
 
     def write_checkpoint(self, row: CheckpointRow) -> None:
         ph = ", ".join([self._ph] * 5)
-        self._conn.exec_driver_sql(
+        self._exec(
             "INSERT INTO ledger_checkpoints (size, root, note, cosignatures, created_at) "
             f"VALUES ({ph})", (row.size, row.root, row.note.decode("utf-8"),
                                row.cosignatures.decode("utf-8"), self._ts(row.created_at)))
@@ -369,7 +486,7 @@ class _SqlStore:
             self._conn.execute(_head.insert().values(id=1, **values))
         else:
             ph = self._ph
-            self._conn.exec_driver_sql(
+            self._exec(
                 f"UPDATE ledger_head SET origin = {ph}, size = {ph}, root = {ph}, "
                 f"key_id = {ph} WHERE id = 1", (head.origin, head.size, head.root, head.key_id))
 
@@ -397,6 +514,7 @@ class SqlLedger(TiledLog):
                  clock: Callable[[], dt.datetime] = _now, tile_cache: int = 1024) -> None:
         super().__init__(origin, [signer, *more_signers], clock, tile_cache)
         self._engine = bind
+        self._writer = bind.execution_options(jrule_write=True)  # made once: not cheap
         self._pg = bind.dialect.name == "postgresql"
 
     @property
@@ -412,7 +530,7 @@ class SqlLedger(TiledLog):
                                  "ledger's", code="wrong_database")
             yield _SqlStore(conn)
             return
-        with self._engine.execution_options(jrule_write=True).begin() as conn:
+        with self._writer.begin() as conn:
             yield _SqlStore(conn)
 
     @contextmanager

@@ -142,7 +142,14 @@ def extend_nodes(hashes: bytes, old_width: int, old_nodes: bytes) -> bytes:
 
 def _node_offset(width: int, k: int, j: int) -> int:
     """Where node j of level k >= 1 starts in the inner nodes of a tile of ``width``."""
+    if width <= TILE_WIDTH and k <= TILE_HEIGHT + 1:
+        return (_NODES_BELOW[width][k] + j) * HASH_SIZE
     return (sum(width >> i for i in range(1, k)) + j) * HASH_SIZE
+
+
+#: _NODES_BELOW[width][k]: how many inner nodes a tile of ``width`` has below level k
+_NODES_BELOW = [[sum(w >> i for i in range(1, k)) for k in range(TILE_HEIGHT + 2)]
+                for w in range(TILE_WIDTH + 1)]
 
 
 def _locate(index: int) -> tuple[TileKey, int, int]:

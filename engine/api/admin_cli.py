@@ -137,7 +137,7 @@ def _open(config: Any) -> tuple[Any, Any]:
     from engine.api.admin import Administration
     from engine.api.runtime import load_ledger_signer
     from engine.runtime.db import open_database
-    from ledger_adapter.sql import SqlLedger, create_tables
+    from ledger_adapter.sql import SqlLedger
 
     if not config.production:
         from pathlib import Path
@@ -146,7 +146,6 @@ def _open(config: Any) -> tuple[Any, Any]:
     signer = load_ledger_signer(config)
     db = open_database(config.url, engine_lock=False)
     try:
-        create_tables(db.engine)
         ledger = SqlLedger(db.engine, config.ledger_origin, signer)
         ledger.initialize()
     except BaseException:

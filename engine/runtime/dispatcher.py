@@ -18,6 +18,11 @@ transaction as the transition that triggered the action.  The dispatcher:
    ``pending`` again after a transient failure (backoff); ``incident`` plus an
    ``incidents`` row after a permanent failure or the last attempt.
 
+With a ledger (``ledger=``), the transaction that records an outcome
+(``delivered`` or ``incident``) also appends its ``delivery`` record and keeps
+the record's index in ``outbox.ledger_index``: no outcome is committed without
+its entry (``engine/runtime/ledger.py``, ``docs/ledger.md``).
+
 Delivery is at least once; the receiving system makes it exactly once in
 effect by deduplicating on the idempotency key (``docs/receiving-systems.md``).
 
@@ -36,7 +41,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -51,6 +56,9 @@ from engine.runtime.handlers import (
     missing_returns,
 )
 from engine.runtime.models import Incident, Outbox
+
+if TYPE_CHECKING:
+    from ledger_adapter.protocol import Ledger
 
 __all__ = [
     "Backoff",
@@ -159,6 +167,7 @@ class Dispatcher:
         backoff: Backoff | None = None,
         batch: int = 100,
         lease: dt.timedelta = dt.timedelta(minutes=5),
+        ledger: Ledger | None = None,
     ) -> None:
         if max_attempts < 1 or batch < 1 or lease <= dt.timedelta(0):
             raise ValueError("max_attempts and batch must be >= 1 and lease positive")
@@ -170,6 +179,8 @@ class Dispatcher:
         self.batch = batch
         self.lease = lease
         self._wake = threading.Event()
+        #: the tamper-evident ledger outcomes are recorded in (a ``ledger_adapter`` Ledger)
+        self.ledger = ledger
 
     # --- the loop --------------------------------------------------------------
 
@@ -292,6 +303,8 @@ class Dispatcher:
         with self._transaction() as conn:
             changed = conn.execute(self._fenced(claim).values(
                 status="delivered", receipt=receipt, delivered_at=now)).rowcount
+            if changed == 1:
+                self._log_outcome(conn, claim.id)
         if changed != 1:
             log.warning("delivered %s but its lease had been taken over; the newer "
                         "outcome stands", claim.key)
@@ -319,6 +332,7 @@ class Dispatcher:
                     values["receipt"] = receipt
                 if conn.execute(self._fenced(claim).values(**values)).rowcount == 1:
                     self._open_incident(conn, claim.id, claim.instance_id, message, now)
+                    self._log_outcome(conn, claim.id, now)
                     log.error("incident: %s", message)
                     return
             else:
@@ -368,12 +382,29 @@ class Dispatcher:
                             conn, row.id, row.instance_id,
                             f"{row.action} {row.key}: not delivered after {row.attempts} "
                             f"attempts; last error: {error}", now)
+                        self._log_outcome(conn, row.id, now)
                         recovered += 1
                 elif conn.execute(self._fenced(claim).values(
                         status="pending", next_attempt_at=now, last_error=error)).rowcount:
                     log.warning("took back %s: %s", row.key, error)
                     recovered += 1
         return recovered
+
+    def _log_outcome(self, conn: Connection, outbox_id: int,
+                     failed_at: dt.datetime | None = None) -> None:
+        """Record a row's delivery outcome on the ledger, in the outcome's transaction,
+        and keep the record's index in ``outbox.ledger_index``."""
+        if self.ledger is None:
+            return
+        from engine.runtime.ledger import delivery_record
+
+        t = _OUTBOX
+        row = dict(conn.execute(select(t).where(t.c.id == outbox_id)).mappings().one())
+        with Session(bind=conn) as session:
+            entries = self.ledger.append([delivery_record(row, failed_at)], session=session)
+            session.flush()
+        conn.execute(update(t).where(t.c.id == outbox_id)
+                     .values(ledger_index=entries[0].index))
 
     @staticmethod
     def _open_incident(conn: Connection, outbox_id: int, instance_id: str, message: str,

@@ -180,6 +180,8 @@ class Outbox(Base):
     receipt: Mapped[str | None] = mapped_column(Text, nullable=True)  # receiver's JSON reply
     created_at: Mapped[dt.datetime] = mapped_column(_UTC)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(_UTC, nullable=True)
+    #: index of its newest ``delivery`` record in the ledger (None: no outcome logged)
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Approval(Base):

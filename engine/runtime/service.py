@@ -185,9 +185,13 @@ class EngineService:
         #: the tamper-evident ledger every applied input is recorded in (optional)
         self.ledger = ledger
         if ledger is not None:
-            from ledger_adapter.sql import create_tables
+            # The ledger's tables come with the schema (Alembic revision 0003).
+            from sqlalchemy import inspect
 
-            create_tables(self.db.engine)
+            if not inspect(self.db.engine).has_table("ledger_head"):
+                raise EngineError("the store has no ledger tables: bring its schema up to "
+                                  "date (open it with migrate=True, or engine.runtime.db."
+                                  "upgrade(url)) before starting the engine with a ledger")
             ledger.initialize()
 
     def close(self) -> None:
@@ -393,22 +397,18 @@ class EngineService:
     def _record(self, conn: Connection, unit: Unit) -> None:
         """Log the unit's inputs in the ledger (the last step of the transaction).
 
-        One ``transition`` record per input-log row (and a ``migration`` record
-        after a migration's); the transition's index is stored in the row's
-        ``ledger_index``.  Runs inside the writer transaction: a rollback
+        Each input-log row gets its records, in log order (``transition``,
+        ``migration``, one ``action`` per outbox row it wrote, one
+        ``approval``/``approval_decision`` per approval it changed: see
+        ``engine/runtime/ledger.py``); the first one's index is stored in the
+        row's ``ledger_index``.  Runs inside the writer transaction: a rollback
         removes both the rows and the ledger entries.
         """
         if self.ledger is None or not unit.inputs:
             return
-        from engine.runtime.ledger import migration_record, transition_record
+        from engine.runtime.ledger import unit_records
 
-        records: list[Any] = []
-        positions: list[int] = []
-        for row in unit.inputs:
-            positions.append(len(records))
-            records.append(transition_record(row))
-            if row["kind"] == "migrate":
-                records.append(migration_record(row))
+        records, positions = unit_records(unit)
         indexes = self._append(conn, records)
         conn.execute(update(T_INPUTS).where(
             T_INPUTS.c.instance_id == bindparam("b_instance"),

@@ -73,9 +73,8 @@ def prepare_store(url: str, data_dir: Path) -> Store:
     store.vkey = signer.vkey
     db = open_database(url, engine_lock=False)
     try:
-        from ledger_adapter.sql import SqlLedger, create_tables
+        from ledger_adapter.sql import SqlLedger
 
-        create_tables(db.engine)
         ledger = SqlLedger(db.engine, ORIGIN, signer)
         ledger.initialize()
         admin = Administration(db, ledger)

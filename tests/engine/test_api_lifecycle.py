@@ -93,7 +93,7 @@ def test_jrule_run_then_serves_the_sandbox(tmp_path: Path) -> None:
         key = found.group(1) if found else None
         time.sleep(0.2)
     assert key, out.getvalue() + err.getvalue()
-    assert "verified offline" in out.getvalue()
+    assert "checked offline" in out.getvalue()
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}"}
     for _ in range(100):

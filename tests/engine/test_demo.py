@@ -21,6 +21,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "file_trial_case delivered -> (2025)京0105民初1号" in text
     assert "med-paid: 履行完毕" in text
     assert "fired" not in text  # every deadline fired on time
+    # the party's notice of the automatic filing comes with a receipt that verifies
+    assert "VERIFIED: this record is entry" in text
+    assert "case_number=(2025)京0105执1号" in text
+    proof = tmp_path / "data" / "sandbox" / "enforcement-filed.tlog-proof"
+    keys = tmp_path / "data" / "sandbox" / "log-keys.txt"
+    from rules_dsl.cli import main
+
+    assert main(["verify", str(proof), "--key", str(keys)]) == 0
     # a second run starts again from nothing
     assert run(args, io.StringIO(), io.StringIO()) == 0
 

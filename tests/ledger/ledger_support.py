@@ -167,3 +167,64 @@ def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Back
         app_metadata.create_all(engine)
         create_tables(engine)
         yield Backend(request.param, engine)
+
+
+# --- editing stored entries directly (tamper tests) ---------------------------------------
+# ``ledger_entries`` keeps runs of entries (ledger_adapter.sql.pack_runs): to change one
+# entry, rewrite the run that holds it.
+
+def _run_of(conn: Any, index: int) -> Any:
+    return conn.execute(text(
+        "SELECT idx, width, records, lengths, salts, leaf_hashes FROM ledger_entries "
+        "WHERE idx <= :i ORDER BY idx DESC LIMIT 1"), {"i": index}).one()
+
+
+def sql_get_entry(engine: Engine, index: int) -> tuple[bytes, bytes, bytes]:
+    """(record, salt, leaf_hash) of a stored entry."""
+    from ledger_adapter.sql import unpack_run
+
+    with engine.connect() as conn:
+        run = _run_of(conn, index)
+    entries = {i: rest for i, *rest in unpack_run(*run)}
+    record, salt, leaf = entries[index]
+    return record, salt, leaf
+
+
+def sql_edit_entry(engine: Engine, index: int, *, delete: bool = False,
+                   **cols: bytes) -> None:
+    """Change ``record``, ``salt`` and/or ``leaf_hash`` of one stored entry (or delete it:
+    its run is split around it), bypassing the ledger."""
+    from ledger_adapter.sql import unpack_run
+
+    with engine.begin() as conn:
+        run = _run_of(conn, index)
+        created = conn.execute(text("SELECT created_at FROM ledger_entries WHERE idx = :i"),
+                               {"i": run[0]}).scalar_one()
+        entries = unpack_run(*run)
+        conn.execute(text("DELETE FROM ledger_entries WHERE idx = :i"), {"i": run[0]})
+        pieces: list[list[tuple[int, bytes, bytes, bytes]]] = [[]]
+        for i, record, salt, leaf in entries:
+            if i == index:
+                if delete:
+                    pieces.append([])
+                    continue
+                record = cols.get("record", record)
+                salt = cols.get("salt", salt)
+                leaf = cols.get("leaf_hash", leaf)
+            pieces[-1].append((i, record, salt, leaf))
+        for piece in pieces:
+            if not piece:
+                continue
+            conn.execute(text(
+                "INSERT INTO ledger_entries (idx, width, records, lengths, salts, leaf_hashes, "
+                "created_at) VALUES (:idx, :w, :r, :l, :s, :h, :c)"), {
+                "idx": piece[0][0], "w": len(piece), "r": b"".join(p[1] for p in piece),
+                "l": b"".join(len(p[1]).to_bytes(2, "big") for p in piece),
+                "s": b"".join(p[2] for p in piece), "h": b"".join(p[3] for p in piece),
+                "c": created})
+
+
+def sql_entry_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT coalesce(sum(width), 0) FROM ledger_entries"))
+                   .scalar_one())

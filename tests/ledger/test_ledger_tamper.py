@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from ledger_support import Backend, seeded_signer, transition
+from ledger_support import Backend, seeded_signer, sql_edit_entry, sql_get_entry, transition
 
 from ledger_adapter.log import TiledLog
 from ledger_adapter.memory import MemoryLedger
@@ -31,24 +31,36 @@ class Tamper:
             rows = self.mem.entries
             rows[index] = rows[index]._replace(**cols)
             return
-        sets = ", ".join(f"{k} = :{k}" for k in cols)
-        self.b.execute(f"UPDATE ledger_entries SET {sets} WHERE idx = :i", i=index, **cols)
+        if set(cols) - {"record", "salt", "leaf_hash"}:
+            pytest.skip("the SQL store keeps no kind or instance_id column (they are read "
+                        "from the record)")
+        sql_edit_entry(self.b.engine, index, **cols)
 
     def get_entry(self, index: int) -> Any:
         if self.mem is not None:
             row = self.mem.entries[index]
             return row.record, row.salt, row.leaf_hash
-        with self.b.engine.connect() as conn:
-            from sqlalchemy import text
-
-            return conn.execute(text("SELECT record, salt, leaf_hash FROM ledger_entries "
-                                     "WHERE idx = :i"), {"i": index}).one()
+        return sql_get_entry(self.b.engine, index)
 
     def delete_entry(self, index: int) -> None:
         if self.mem is not None:
             del self.mem.entries[index]
             return
-        self.b.execute("DELETE FROM ledger_entries WHERE idx = :i", i=index)
+        sql_edit_entry(self.b.engine, index, delete=True)
+
+    def run(self, index: int, change: Callable[[Any], dict[str, Any]]) -> None:
+        """Change the SQL row holding a run of entries (``change(row) -> new columns``)."""
+        if self.mem is not None:
+            pytest.skip("the memory store keeps one row per entry, not runs")
+        from sqlalchemy import text
+
+        with self.b.engine.begin() as conn:
+            row = conn.execute(text("SELECT idx, width, records, lengths FROM ledger_entries "
+                                    "WHERE idx = :i"), {"i": index}).one()
+            cols = change(row)
+            sets = ", ".join(f"{k} = :{k}" for k in cols)
+            conn.execute(text(f"UPDATE ledger_entries SET {sets} WHERE idx = :i"),
+                         {"i": index, **cols})
 
     def tile(self, level: int, index: int, change: Callable[[bytes], bytes] | None,
              column: str = "hashes") -> None:
@@ -176,6 +188,13 @@ CASES: list[tuple[str, Callable[[Tamper], None], str, str]] = [
      "ledger_entries[index=3].instance_id"),
     ("deleted entry", lambda t: t.delete_entry(250), "entry.missing",
      "ledger_entries[index=250]"),
+    # runs of entries (SQL): appends of 300, 300, 100 make runs from 0, 256, 300, 512, 600
+    ("run cut short", lambda t: t.run(256, lambda r: {"width": r.width - 4}),
+     "entry.missing", "ledger_entries[index=296]"),
+    ("run lengths", lambda t: t.run(300, lambda r: {"lengths": (
+        int.from_bytes(bytes(r.lengths)[:2], "big") + 1).to_bytes(2, "big")
+        + bytes(r.lengths)[2:]}),
+     "entry.record_malformed", "ledger_entries[index=300].record"),
     ("level-0 tile", lambda t: t.tile(0, 1, lambda d: flip_hash(d, 7)), "tile.hash_mismatch",
      "ledger_tiles[level=0,index=1]"),
     ("partial tile", lambda t: t.tile(0, 2, lambda d: flip_hash(d, 0)), "tile.hash_mismatch",
@@ -231,7 +250,7 @@ def test_one_altered_record_is_one_finding_not_a_cascade(backend: Backend) -> No
 def test_findings_are_capped_but_counted(backend: Backend) -> None:
     ledger, t = _ledger(backend)
     for i in range(0, 40):
-        t.entry(i, kind="admin")
+        t.entry(i, leaf_hash=bytes([i + 1]) * 32)
     from ledger_adapter.audit import run_audit
 
     with ledger._read() as store:

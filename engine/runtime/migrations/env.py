@@ -12,8 +12,10 @@ from sqlalchemy import Connection, create_engine
 
 from engine.runtime.db import normalize_url
 from engine.runtime.models import Base
+from ledger_adapter.sql import LedgerBase
 
-target_metadata = Base.metadata
+#: the engine's tables and the ledger's (created by revision 0003)
+target_metadata = [Base.metadata, LedgerBase.metadata]
 
 
 def _configure(connection: Connection) -> None:

@@ -1,7 +1,7 @@
 """Access control for the HTTP service: courts, principals, roles, API keys, org keys.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-22
 
 ``courts``            the courts an engine serves (code, name)
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
