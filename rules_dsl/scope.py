@@ -45,7 +45,8 @@ KEYWORDS = frozenset(
     """contract module import role enum record term var state event on in when priority cite
     deadline by after before every for entering set do goto if else suspend resume restart
     approved within rejected timeout initial terminal version and or not true false day days
-    working month months year years""".split()
+    working month months year years tests scenario start terms advance expect action no
+    explanation refused approve reject property always never eventually unapproved""".split()
 )
 RESERVED_NAMES = frozenset(
     {*PRIMITIVES, "List", *BUILTIN_FUNCTIONS, *ROUNDING_MODES, "today", "now", *KEYWORDS}
@@ -96,6 +97,8 @@ class ContractScope:
     deadline_list: tuple[ast.Deadline, ...]
     initial: str | None
     declared_at: Mapping[str, tuple[str, Span]] = field(default_factory=dict)
+    #: scenario tests and properties written inside the contract (never lowered to IR)
+    tests: tuple[ast.Scenario | ast.Property, ...] = ()
 
     def kind_of(self, name: str) -> str | None:
         entry = self.declared_at.get(name)
@@ -198,10 +201,14 @@ def build_scope(
     tables: dict[str, dict[str, object]] = {k: {} for k in _KIND_OF_MEMBER.values()}
     transitions: list[ast.Transition] = []
     deadline_list: list[ast.Deadline] = []
+    tests: list[ast.Scenario | ast.Property] = []
 
     for member in members:
         if isinstance(member, ast.Transition):
             transitions.append(member)
+            continue
+        if isinstance(member, ast.Scenario | ast.Property):
+            tests.append(member)
             continue
         if isinstance(member, ast.ImportDecl):  # pragma: no cover - spliced away
             continue
@@ -293,4 +300,5 @@ def build_scope(
         deadline_list=tuple(deadline_list),
         initial=initial_name,
         declared_at=MappingProxyType(declared_at),
+        tests=tuple(tests),
     )
