@@ -62,6 +62,8 @@ class Monitor:
     start: Memory
     observe: Callable[[Memory, int, Observation], tuple[Memory, str | None]]
     finish: Callable[[Memory, bool], str | None]
+    #: whether the end of a run (time let run to the horizon) can break it
+    needs_end: bool = False
 
 
 def _holds(target: TestTarget, cond: Condition, obs: Observation,
@@ -166,7 +168,8 @@ def compile_property(prop: ast.Property, target: TestTarget, calendar: Calendar)
             def finish_within(mem: Memory, drained: bool) -> str | None:
                 return None
 
-            return Monitor(name, text, prop.span, (False, None), observe_within, finish_within)
+            return Monitor(name, text, prop.span, (False, None), observe_within, finish_within,
+                           True)
         case ast.PropTerminates():
             terminal = target.program.terminal
 
@@ -179,7 +182,7 @@ def compile_property(prop: ast.Property, target: TestTarget, calendar: Calendar)
                             "not a terminal state")
                 return None
 
-            return Monitor(name, text, prop.span, ("",), observe_last, finish_terminal)
+            return Monitor(name, text, prop.span, ("",), observe_last, finish_terminal, True)
         case ast.PropUnapproved(actions=actions):
             gated = {a.name for a in actions} or {n for n, s in ACTIONS.items()
                                                    if s.needs_approval}
