@@ -13,6 +13,9 @@ auditor (:mod:`engine.audit`) compute the very same record:
     instance, seq, from, to, state, by, at (from the row's body).
 ``deployment`` (one per stored contract version)
     contract, ruleset, name, version (``-`` when empty), by, at.
+``admin`` with action ``test_report`` (one per gated deployment)
+    subject = the rule set id, digest = the passing test report's hash,
+    by = the reviewer who approved the deployment, at.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from typing import Any
 from engine.runtime.results import canonical_json
 from ledger_adapter.record import Record, make_record
 
-__all__ = ["deployment_record", "effects_digest", "migration_record", "transition_record"]
+__all__ = ["deployment_record", "effects_digest", "migration_record", "test_report_record",
+           "transition_record"]
 
 
 def _sha(text: str) -> str:
@@ -70,4 +74,13 @@ def deployment_record(row: Mapping[str, Any]) -> Record:
         "contract": row["id"], "ruleset": row["ruleset_id"], "name": row["name"],
         "version": row["version"] or "-", "by": row["deployed_by"],
         "at": _utc(row["deployed_at"]),
+    })
+
+
+def test_report_record(ruleset_id: str, report_hash: str, reviewer: str,
+                       at: dt.datetime) -> Record:
+    """The record of a deployment's passing test report and who reviewed it."""
+    return make_record("admin", {
+        "action": "test_report", "subject": ruleset_id, "digest": report_hash,
+        "by": reviewer, "at": _utc(at),
     })
