@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from rules_dsl import ast
 from rules_dsl.check_structure import check_structure
-from rules_dsl.check_tests import check_test_members, check_tests
+from rules_dsl.check_tests import check_tests
 from rules_dsl.check_types import ExprEnv, check_block, expect, infer, resolve_type
 from rules_dsl.check_types import check_period as _check_period
 from rules_dsl.diagnostics import Diagnostic, Label, has_errors
@@ -135,18 +135,12 @@ def _pass_structure(scope: ContractScope, run: CheckRun) -> None:
     check_structure(scope, run.used, run.diagnostics)
 
 
-def _pass_tests(scope: ContractScope, run: CheckRun) -> None:
-    """Scenarios and properties written inside the contract."""
-    check_test_members(scope.tests, scope, run.diagnostics)
-
-
 #: The checker's passes, run in order on every contract.
 PASSES: tuple[Callable[[ContractScope, CheckRun], None], ...] = (
     _pass_declarations,
     _pass_transitions,
     _pass_deadlines,
     _pass_structure,
-    _pass_tests,
 )
 
 

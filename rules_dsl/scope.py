@@ -45,8 +45,7 @@ KEYWORDS = frozenset(
     """contract module import role enum record term var state event on in when priority cite
     deadline by after before every for entering set do goto if else suspend resume restart
     approved within rejected timeout initial terminal version and or not true false day days
-    working month months year years tests scenario start terms advance expect action no
-    explanation refused approve reject property always never eventually unapproved""".split()
+    working month months year years""".split()
 )
 RESERVED_NAMES = frozenset(
     {*PRIMITIVES, "List", *BUILTIN_FUNCTIONS, *ROUNDING_MODES, "today", "now", *KEYWORDS}
