@@ -26,7 +26,7 @@ from engine.testing.runner import RunOptions, run_suite
 from engine.testing.target import LoadError, targets_from_bytes
 from ledger_adapter.record import Record
 
-__all__ = ["DEFAULT_GATE_SEED", "DeployGate", "GatePassed", "run_gate", "make_gate"]
+__all__ = ["DEFAULT_GATE_SEED", "DeployGate", "GatePassed", "make_gate", "run_gate"]
 
 #: The gate's seed: fixed, so a rule set's report (and its hash) is reproducible.
 DEFAULT_GATE_SEED = 20261122
