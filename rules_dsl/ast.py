@@ -760,8 +760,6 @@ Member: TypeAlias = (
     | EventDecl
     | Transition
     | Deadline
-    | Scenario
-    | Property
 )
 
 

@@ -223,7 +223,7 @@ def _field(field: ast.FieldDecl) -> str:
     return f"{field.name.name}: {_type(field.type)}{_title(field.title)}"
 
 
-def _is_multiline(member: ast.Member) -> bool:
+def _is_multiline(member: ast.Member | ast.TestMember) -> bool:
     if isinstance(member, ast.EventDecl):
         return bool(member.fields)
     return isinstance(member, ast.Transition | ast.Deadline | ast.EnumDecl | ast.RecordDecl
@@ -293,7 +293,8 @@ def _property_form(form: ast.PropertyForm) -> str:
     raise TypeError(f"not a property: {form!r}")  # pragma: no cover
 
 
-def _blank_between(prev: ast.Member, member: ast.Member) -> bool:
+def _blank_between(prev: ast.Member | ast.TestMember,
+                   member: ast.Member | ast.TestMember) -> bool:
     return type(prev) is not type(member) or _is_multiline(prev) or _is_multiline(member)
 
 
@@ -498,8 +499,9 @@ class _Printer:
             self._members(item.members, item.span.end - 1, 0)
         self._anchor(_END_OF_FILE, 0)
 
-    def _members(self, members: Sequence[ast.Member], close: int, indent: int) -> None:
-        def emit(i: int, member: ast.Member) -> None:
+    def _members(self, members: Sequence[ast.Member | ast.TestMember], close: int,
+                 indent: int) -> None:
+        def emit(i: int, member: ast.Member | ast.TestMember) -> None:
             if i and _blank_between(members[i - 1], member):
                 self._blank()
             self._anchor(member.span.start, indent + 1)
@@ -514,7 +516,7 @@ class _Printer:
 
         self._braced(fields, close, indent, emit)
 
-    def _member(self, member: ast.Member, indent: int) -> None:
+    def _member(self, member: ast.Member | ast.TestMember, indent: int) -> None:
         start = member.span.start
         match member:
             case ast.ImportDecl(module=module):

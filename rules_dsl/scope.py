@@ -96,8 +96,6 @@ class ContractScope:
     deadline_list: tuple[ast.Deadline, ...]
     initial: str | None
     declared_at: Mapping[str, tuple[str, Span]] = field(default_factory=dict)
-    #: scenario tests and properties written inside the contract (never lowered to IR)
-    tests: tuple[ast.Scenario | ast.Property, ...] = ()
 
     def kind_of(self, name: str) -> str | None:
         entry = self.declared_at.get(name)
@@ -200,14 +198,10 @@ def build_scope(
     tables: dict[str, dict[str, object]] = {k: {} for k in _KIND_OF_MEMBER.values()}
     transitions: list[ast.Transition] = []
     deadline_list: list[ast.Deadline] = []
-    tests: list[ast.Scenario | ast.Property] = []
 
     for member in members:
         if isinstance(member, ast.Transition):
             transitions.append(member)
-            continue
-        if isinstance(member, ast.Scenario | ast.Property):
-            tests.append(member)
             continue
         if isinstance(member, ast.ImportDecl):  # pragma: no cover - spliced away
             continue
@@ -299,5 +293,4 @@ def build_scope(
         deadline_list=tuple(deadline_list),
         initial=initial_name,
         declared_at=MappingProxyType(declared_at),
-        tests=tuple(tests),
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 from contracts_lib.calendar import Calendar
 from engine.core import Fault, Rejected, step
-from engine.state import Decision, Event, InstanceState, Tick, state_to_json
+from engine.state import ActionEffect, Decision, Event, InstanceState, Tick, state_to_json
 from engine.testing.generate import Found, _money, _money_in
 from engine.testing.monitor import Monitor, PropertyError, check_run
 from engine.testing.scenarios import scenario_timeline
@@ -39,7 +39,8 @@ def _key(state: InstanceState) -> str:
     data = state_to_json(state)
     for k in ("clock", "seq", "instance"):
         data.pop(k, None)
-    for a in data["approvals"]:  # type: ignore[union-attr]
+    approvals: list[dict[str, Any]] = data["approvals"]  # type: ignore[assignment]
+    for a in approvals:
         a.pop("id", None)
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
@@ -157,8 +158,8 @@ def explore(target: TestTarget, calendar: Calendar, monitors: list[Monitor], dep
                 continue
             counts = dict(prev.counts)
             for e in res.effects:
-                if getattr(e, "action", None) and hasattr(e, "key"):
-                    counts[e.action] = counts.get(e.action, 0) + 1  # type: ignore[union-attr]
+                if isinstance(e, ActionEffect):
+                    counts[e.action] = counts.get(e.action, 0) + 1
             obs = Observation(line.kind, inp.at, res.state, res.effects, res.explanations,
                               counts, inp)
             on_run(Run([prev, obs]))

@@ -144,7 +144,7 @@ def compile_property(prop: ast.Property, target: TestTarget, calendar: Calendar)
                 if isinstance(within.amount, ast.IntLit):
                     return within.amount.value
                 assert isinstance(within.amount, ast.NameRef)
-                return int(dict(obs.state.terms)[within.amount.name])  # type: ignore[call-overload]
+                return int(dict(obs.state.terms)[within.amount.name])
 
             def observe_within(mem: Memory, i: int, obs: Observation) -> tuple[Memory, str | None]:
                 was_true, due = mem  # due: (last day, opened on) of the open obligation

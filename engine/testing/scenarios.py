@@ -157,8 +157,8 @@ def _expectation(s: ast.ScenarioStep, group: list[Observation], last: Observatio
                 return f"expected no action; this line triggered: {_said(group)}"
         case ast.ExpectExplanation(text=text):
             for o in group:
-                for e in o.explanations:
-                    if text in e.text("zh") or text in e.text("en"):
+                for x in o.explanations:
+                    if text in x.text("zh") or text in x.text("en"):
                         return None
             return f"no explanation of this line mentions {text!r}"
         case ast.ExpectRefused():

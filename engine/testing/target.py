@@ -109,8 +109,6 @@ def _gather(result: CheckResult, extra: tuple[ast.TestSuite, ...]) -> dict[str, 
         name = scope.contract.name.name
         t = TestTarget(name, compile_contract(contracts[name]), contracts[name], scope,
                        sources=dict(checked.sources))
-        for member in scope.tests:
-            (t.scenarios if isinstance(member, ast.Scenario) else t.properties).append(member)
         targets[name] = t
     suites = [i for i in checked.source.items if isinstance(i, ast.TestSuite)] + list(extra)
     for suite in suites:
@@ -118,8 +116,10 @@ def _gather(result: CheckResult, extra: tuple[ast.TestSuite, ...]) -> dict[str, 
         if target is None:
             continue
         for member in suite.members:
-            (target.scenarios if isinstance(member, ast.Scenario)
-             else target.properties).append(member)
+            if isinstance(member, ast.Scenario):
+                target.scenarios.append(member)
+            else:
+                target.properties.append(member)
     return targets
 
 
