@@ -123,7 +123,7 @@ def terms_strategy(program: Program, calendar: Calendar, start: dt.date
 
 
 def _approval_roles(program: Program) -> list[str]:
-    return sorted({site.role for site in program.approval_sites.values()})
+    return sorted({site.role for site in program.approval_sites.values() if site.role})
 
 
 def timeline_strategy(program: Program, calendar: Calendar, max_lines: int = 10
@@ -209,7 +209,8 @@ BUILTIN = "built-in: deterministic, replays to the live state, no incident"
 
 def search(program: Program, calendar: Calendar, monitor: Monitor | None, *, max_examples: int,
            seed: int, max_lines: int = 10, stats: SearchStats | None = None,
-           on_run: Callable[[Run], None] | None = None) -> Found | None:
+           on_run: Callable[[Run], None] | None = None,
+           progress: Callable[[int], None] | None = None) -> Found | None:
     """Look for a timeline breaking ``monitor`` (None: the built-in checks)."""
     stats = stats if stats is not None else SearchStats()
     found: list[Found] = []
@@ -224,6 +225,8 @@ def search(program: Program, calendar: Calendar, monitor: Monitor | None, *, max
         run = run_timeline(program, calendar, timeline)
         stats.timelines += 1
         stats.steps += len(run.observations)
+        if progress is not None and stats.timelines % 100 == 0:
+            progress(stats.timelines)
         if run.refused_create is not None:
             stats.refused_terms += 1
             reject()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from contracts_lib.calendar import Calendar
 from engine.testing.coverage import Coverage
@@ -82,7 +83,8 @@ def run_target(target: TestTarget, calendar: Calendar, options: RunOptions,
             progress(f"{target.name}: property {i}/{len(monitors)} \"{m.name}\" ...")
             found = search(program, calendar, m, max_examples=options.examples,
                            seed=options.seed, max_lines=options.max_lines, stats=stats,
-                           on_run=on_run)
+                           on_run=on_run, progress=_counter(progress, target.name, i,
+                                                            len(monitors), m.name))
             progress(f"{target.name}: property {i}/{len(monitors)} \"{m.name}\": "
                      f"{'FAILED' if found else 'ok'} ({stats.timelines} timelines, "
                      f"{time.monotonic() - started:.1f}s)")
@@ -103,6 +105,14 @@ def run_target(target: TestTarget, calendar: Calendar, options: RunOptions,
     }
 
 
+def _counter(progress: Progress, contract: str, i: int, n: int, name: str
+             ) -> Callable[[int], None]:
+    def say(done: int) -> None:
+        progress(f"{contract}: property {i}/{n} \"{name}\": {done} timelines so far")
+
+    return say
+
+
 def _property_entry(name: str, text: str, span: Any, found: Any, target: TestTarget,
                     calendar: Calendar, timelines: int) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name, "text": text,
@@ -114,8 +124,9 @@ def _property_entry(name: str, text: str, span: Any, found: Any, target: TestTar
         where = obs[v.step] if 0 <= v.step < len(obs) else None
         comment = f"counterexample to \"{name}\": {v.message}"
         if where is not None:
-            comment += f"\nbroken at {where.at.isoformat()} ({where.label}), state " \
-                       f"{where.state.state}"
+            local = where.at.astimezone(ZoneInfo(calendar.timezone))
+            comment += f"\nbroken at {local.isoformat(timespec='minutes')} ({where.label}), " \
+                       f"state {where.state.state}"
         entry["message"] = v.message
         entry["counterexample"] = scenario_text(f"counterexample: {name}", found.timeline,
                                                 target.program, calendar, comment)

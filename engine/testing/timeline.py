@@ -231,8 +231,10 @@ def value_text(raw: Any, type_name: str, program: Program) -> str:
         return f"{type_name}.{raw}"
     if type_name == "Money":
         return "¥" + str(raw)
-    if type_name in ("Text",):
-        return json.dumps(raw, ensure_ascii=False)
+    if type_name == "Text":
+        from rules_dsl.fmt import _quote
+
+        return _quote(raw)
     if type_name == "Bool":
         return "true" if raw else "false"
     return str(raw)

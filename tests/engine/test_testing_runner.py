@@ -170,3 +170,32 @@ def test_against_history_lists_changed_instances(tmp_path: Path) -> None:
         assert changes[0].added and changes[0].removed
     finally:
         svc.close()
+
+
+@pytest.mark.parametrize("name", ["enforcement_steps", "mediation_agreement", "credit_sanctions"])
+def test_printed_timelines_read_back_as_the_same_timeline(name: str) -> None:
+    """Whatever timeline the generator makes, its printed scenario means that timeline."""
+    from hypothesis import HealthCheck, given, settings
+
+    from engine.testing.generate import timeline_strategy
+    from engine.testing.scenarios import scenario_timeline
+    from engine.testing.timeline import scenario_text
+
+    targets, _, _ = load_targets(EXAMPLES / f"{name}.jrule")
+    target = next(iter(targets.values()))
+    rules = (EXAMPLES / f"{name}.jrule").read_bytes()
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(timeline_strategy(target.program, CAL, max_lines=6))
+    def round_trip(timeline: object) -> None:
+        text = scenario_text("s", timeline, target.program, CAL)  # type: ignore[arg-type]
+        suite = f"tests for {target.name} {{\n{text}}}\n"
+        back, _ = targets_from_bytes(rules, f"{name}.jrule", suite.encode())
+        read = scenario_timeline(back[target.name].scenarios[0], back[target.name], CAL)
+        assert read.terms == timeline.terms  # type: ignore[attr-defined]
+        assert read.start == timeline.start  # type: ignore[attr-defined]
+        *lines, last = read.lines
+        assert tuple(lines) == timeline.lines  # type: ignore[attr-defined]
+        assert last.kind == "advance" and last.at == timeline.horizon  # type: ignore[attr-defined]
+
+    round_trip()
