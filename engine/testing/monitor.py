@@ -15,8 +15,9 @@ Meanings (``docs/testing.md``):
 ``after A never C``
     from the step in which A first holds on, C never holds.
 ``after A eventually G within N units``
-    whenever A becomes true on day D, G holds at some step on or before the
-    last day of the period of N units counted from D.  A period still running
+    whenever A becomes true on day D, G holds at some step by 24:00 of the last
+    day of the period of N units counted from D (the instant a deadline of that
+    period would fall due).  A period still running
     when the run ends is not a failure; one that ran out is.
 ``eventually terminal``
     when time is let run to the horizon with no more events, the instance is
@@ -32,6 +33,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from contracts_lib.actions import ACTIONS
 from contracts_lib.calendar import Calendar, DateOutsideCalendar
@@ -64,6 +66,13 @@ class Monitor:
     finish: Callable[[Memory, bool], str | None]
     #: whether the end of a run (time let run to the horizon) can break it
     needs_end: bool = False
+
+
+def _end_of_day(day: dt.date, calendar: Calendar) -> dt.datetime:
+    """24:00 court time of ``day`` (when a period whose last day it is runs out), in UTC."""
+    midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0),
+                                   tzinfo=ZoneInfo(calendar.timezone))
+    return midnight.astimezone(dt.UTC)
 
 
 def _holds(target: TestTarget, cond: Condition, obs: Observation,
@@ -147,22 +156,25 @@ def compile_property(prop: ast.Property, target: TestTarget, calendar: Calendar)
                 return int(dict(obs.state.terms)[within.amount.name])
 
             def observe_within(mem: Memory, i: int, obs: Observation) -> tuple[Memory, str | None]:
-                was_true, due = mem  # due: (last day, opened on) of the open obligation
+                # due: (the instant the period ends: 24:00 of its last day, the last day,
+                # the day the condition became true) of the open obligation
+                was_true, due = mem
                 today = legal_date(obs.at, calendar)
                 if due is not None:
-                    if _holds(target, goal, obs, calendar) and today <= due[0]:
+                    if obs.at <= due[0] and _holds(target, goal, obs, calendar):
                         due = None
-                    elif today > due[0]:
-                        return mem, (f"`{trigger.text}` held on {due[1]} but `{goal.text}` did "
-                                     f"not hold by {due[0]} ({obs.label} on {today})")
+                    elif obs.at > due[0]:
+                        return mem, (f"`{trigger.text}` held on {due[2]} but `{goal.text}` did "
+                                     f"not hold by the end of {due[1]} ({obs.label} on {today})")
                 now_true = _holds(target, trigger, obs, calendar)
                 if now_true and not was_true and due is None:
                     if not _holds(target, goal, obs, calendar):
                         try:
                             last = period_end(today, amount(obs), unit, calendar).end
-                        except DateOutsideCalendar:
-                            last = dt.date.max  # beyond the calendar: cannot be decided
-                        due = (last, today)
+                            ends = _end_of_day(last, calendar)
+                        except DateOutsideCalendar:  # beyond the calendar: cannot be decided
+                            last, ends = dt.date.max, dt.datetime.max.replace(tzinfo=dt.UTC)
+                        due = (ends, last, today)
                 return (now_true, due), None
 
             def finish_within(mem: Memory, drained: bool) -> str | None:
