@@ -7,20 +7,27 @@ import json
 from pathlib import Path
 
 import pytest
+from runtime_support import store_url
+from sqlalchemy import select
 
 from contracts_lib.calendar import load_calendar
 from engine.program import compile_contract
 from engine.runtime.clock import VirtualClock
+from engine.runtime.db import open_database
 from engine.runtime.errors import DeployRefused
-from engine.runtime.service import EngineService
+from engine.runtime.service import T_VERSIONS, EngineService
 from engine.testing.gate import make_gate
 from engine.testing.history import compare_history
 from engine.testing.report import report_hash, to_junit
 from engine.testing.runner import RunOptions, run_suite
 from engine.testing.target import load_targets, targets_from_bytes
 from engine.testing.timeline import run_timeline
+from ledger_adapter import Ed25519Signer
+from ledger_adapter.sql import SqlLedger
 from rules_dsl.cli import main
 from rules_dsl.compiler import compile_path
+
+__all__ = ["store_url"]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -117,26 +124,37 @@ def test_cli_json_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and out[0]["passed"] is False and len(out[0]["hash"]) == 64
 
 
-def test_gate_refuses_failing_rules_and_records_passing_report(tmp_path: Path) -> None:
+def test_gate_refuses_failing_rules_and_records_passing_report(store_url: str) -> None:
     clock = VirtualClock(dt.datetime(2025, 9, 1, 4, tzinfo=dt.UTC))
-    svc = EngineService(f"sqlite:///{tmp_path / 'g.sqlite3'}", clock=clock, mode="sandbox",
+    db = open_database(store_url)
+    origin = "court.example/ledger"
+    ledger = SqlLedger(db.engine, origin, Ed25519Signer.generate(origin))
+    svc = EngineService(store_url, clock, mode="test", db=db, ledger=ledger,
                         deploy_gate=make_gate(examples=100))
     try:
         buggy = EXAMPLES / "buggy" / "mediation_buggy.jrule"
-        with pytest.raises(DeployRefused):
+        with pytest.raises(DeployRefused, match="付清之后不再申请执行或起诉"):
             svc.deploy(buggy.read_bytes(), buggy.name, "clerk", reviewer="judge",
                        tests=buggy.with_name("mediation_buggy.test.jrule").read_bytes())
         good = EXAMPLES / "loan_default.jrule"
         tests = good.with_name("loan_default.test.jrule").read_bytes()
-        with pytest.raises(DeployRefused):  # no reviewer
+        with pytest.raises(DeployRefused, match="reviewer"):
             svc.deploy(good.read_bytes(), good.name, "clerk", tests=tests)
-        with pytest.raises(DeployRefused):  # no tests
+        with pytest.raises(DeployRefused, match="no scenario tests"):
             svc.deploy(good.read_bytes(), good.name, "clerk", reviewer="judge")
+        assert svc.versions() == [] and ledger.size() == 0
         ids = svc.deploy(good.read_bytes(), good.name, "clerk", reviewer="judge 李",
                          tests=tests)
         version = svc.latest("loan_default")
-        assert version is not None and version.id == ids[0] and version.report_hash
-        assert svc.versions("调解协议履行") == []
+        assert version is not None and version.id == ids[0]
+        with svc.db.read() as conn:
+            row = conn.execute(select(T_VERSIONS).where(T_VERSIONS.c.id == ids[0])).one()
+        report = json.loads(row.test_report)
+        assert report["passed"] and report_hash(report) == row.report_hash == version.report_hash
+        assert row.reviewed_by == "judge 李"
+        logged = ledger.entry(row.report_ledger_index).record.as_dict()
+        assert logged["action"] == "test_report" and logged["digest"] == row.report_hash
+        assert logged["by"] == "judge 李" and logged["subject"] == version.ruleset_id
     finally:
         svc.close()
 
