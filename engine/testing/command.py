@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         text = json.dumps([{**r, "hash": report_hash(r)} for r in reports], ensure_ascii=False,
                           indent=2) + "\n"
     elif args.format == "junit":
-        text = "".join(to_junit(r) for r in reports)
+        text = to_junit(reports)
     else:
         text = "".join(f"== {', '.join(r['files'])}\n{to_text(r)}report "
                        f"{report_hash(r)}\n" for r in reports)

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from engine.core import Fault, Rejected, step
 from engine.program import Program, compile_contract
+from engine.runtime.errors import EngineError
 from engine.state import ActionEffect, InstanceState, input_from_json
 from rules_dsl.compiler import compile_path
 from rules_dsl.diagnostics import render_all
@@ -58,11 +61,13 @@ def _diff(old: list[str], new: list[str]) -> tuple[list[str], list[str]]:
 
 
 def compare_history(service: Any, programs: dict[str, Program]) -> tuple[int, list[InstanceChange]]:
-    """Replay every active instance of a contract named in ``programs``; the changes."""
+    """Replay every running (not ended) instance of a contract named in ``programs``."""
     changes: list[InstanceChange] = []
     replayed = 0
-    for iid in service.instance_ids(status="active"):
+    for iid in service.instance_ids():
         stored = service.state(iid)
+        if stored["status"] == "ended":
+            continue
         program = programs.get(stored["contract_name"])
         if program is None:
             continue
@@ -118,6 +123,10 @@ def run_against_history(files: list[str], db_url: str, fmt: str, out: TextIO,
         return 2
     try:
         replayed, changes = compare_history(service, programs)
+    except (SQLAlchemyError, EngineError) as exc:
+        err.write(f"jrule test: cannot read the running instances in {db_url}: "
+                  f"{str(exc).splitlines()[0]}\n")
+        return 2
     finally:
         service.close()
     names = ", ".join(Path(f).name for f in files)

@@ -64,8 +64,16 @@ def to_text(report: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_junit(report: dict[str, Any]) -> str:
+def to_junit(reports: dict[str, Any] | list[dict[str, Any]]) -> str:
+    """One JUnit XML document for one or several reports (one testsuite per contract)."""
     suites = ET.Element("testsuites", name="jrule test")
+    for report in reports if isinstance(reports, list) else [reports]:
+        _junit_suites(suites, report)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+def _junit_suites(suites: ET.Element, report: dict[str, Any]) -> None:
     for c in report["contracts"]:
         cases: list[ET.Element] = []
         for s in c["scenarios"]:
@@ -87,5 +95,3 @@ def to_junit(report: dict[str, Any]) -> str:
         ET.SubElement(props, "property", name="seed", value=str(report["seed"]))
         ET.SubElement(props, "property", name="ruleset", value=report["ruleset"])
         suite.extend(cases)
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"

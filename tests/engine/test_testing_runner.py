@@ -217,3 +217,28 @@ def test_printed_timelines_read_back_as_the_same_timeline(name: str) -> None:
         assert last.kind == "advance" and last.at == timeline.horizon  # type: ignore[attr-defined]
 
     round_trip()
+
+
+def test_cli_user_mistakes_give_messages_not_tracebacks(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = ROOT / "tests" / "fixtures" / "check" / "bad" / "E502_bad_test_value.jrule"
+    assert main(["test", str(bad), "--quiet"]) == 2
+    assert "E502" in capsys.readouterr().err
+    assert main(["test", str(tmp_path / "missing.jrule")]) == 2
+    assert "no file" in capsys.readouterr().err
+    rules = str(EXAMPLES / "loan_default.jrule")
+    assert main(["test", "--against-history", f"sqlite:///{tmp_path / 'none.sqlite3'}",
+                 rules]) == 2
+    assert "cannot read the running instances" in capsys.readouterr().err
+    assert main(["test", rules, "--examples", "0"]) == 2
+
+
+def test_cli_junit_for_several_files_is_one_document(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    from xml.etree import ElementTree
+
+    assert main(["test", str(EXAMPLES / "loan_default.jrule"),
+                 str(EXAMPLES / "case_filing.jrule"), "--examples", "5", "--seed", "1",
+                 "--format", "junit", "--quiet"]) == 0
+    root = ElementTree.fromstring(capsys.readouterr().out.split("\n", 1)[1])
+    assert [s.get("name") for s in root.iter("testsuite")] == ["loan_default", "case_filing"]
