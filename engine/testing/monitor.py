@@ -20,8 +20,9 @@ Meanings (``docs/testing.md``):
     period would fall due).  A period still running
     when the run ends is not a failure; one that ran out is.
 ``eventually terminal``
-    when time is let run to the horizon with no more events, the instance is
-    in a terminal state.
+    left alone (no more events), the instance never gets stuck: when time has
+    run to the horizon it is in a terminal state, or something is still due
+    (a deadline beyond the calendar's last year cannot be decided yet).
 ``never unapproved [X, Y]``
     X and Y (default: every action the catalogue says needs approval) take
     effect only in the step that records an officer's approval of them.
@@ -186,15 +187,19 @@ def compile_property(prop: ast.Property, target: TestTarget, calendar: Calendar)
             terminal = target.program.terminal
 
             def observe_last(mem: Memory, i: int, obs: Observation) -> tuple[Memory, str | None]:
-                return (obs.state.state,), None
+                return (obs.state.state, obs.state.next_due() is not None), None
 
             def finish_terminal(mem: Memory, drained: bool) -> str | None:
-                if drained and mem and mem[0] not in terminal:
-                    return (f"with no more events the instance stays in `{mem[0]}`, which is "
-                            "not a terminal state")
+                # stuck: not terminal, and nothing (deadline, approval timeout) left to fall
+                # due; a deadline beyond the horizon (the calendar's end) cannot be decided
+                state, pending = mem
+                if drained and state not in terminal and not pending:
+                    return (f"with no more events the instance stays in `{state}` for good: "
+                            "it is not a terminal state and nothing is left to fall due")
                 return None
 
-            return Monitor(name, text, prop.span, ("",), observe_last, finish_terminal, True)
+            return Monitor(name, text, prop.span, ("", True), observe_last, finish_terminal,
+                           True)
         case ast.PropUnapproved(actions=actions):
             gated = {a.name for a in actions} or {n for n, s in ACTIONS.items()
                                                    if s.needs_approval}
