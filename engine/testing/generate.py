@@ -130,6 +130,9 @@ def timeline_strategy(program: Program, calendar: Calendar, max_lines: int = 10
                       ) -> st.SearchStrategy[Timeline]:
     first, last = _days(calendar)
     latest_start = max(first, last - dt.timedelta(days=400))
+    # inputs stop 45 days before the calendar's end: periods counted from later inputs
+    # (an approval's working days) would need next year's holiday notice
+    last_input = noon(last - dt.timedelta(days=45), calendar)
     events = sorted(program.events)
     deciders = _approval_roles(program)
     gap = st.one_of(st.just(dt.timedelta(0)),
@@ -151,7 +154,7 @@ def timeline_strategy(program: Program, calendar: Calendar, max_lines: int = 10
             kinds += ["decide"] * 2
         for _ in range(n):
             kind = draw(st.sampled_from(kinds)) if events else "advance"
-            at = min(at + draw(gap), noon(last, calendar))
+            at = min(at + draw(gap), last_input)
             if kind == "duplicate" and lines and lines[-1].kind == "event":
                 prev = lines[-1]
                 lines.append(Line("event", at, prev.event, prev.role, prev.payload))
@@ -177,7 +180,7 @@ def timeline_strategy(program: Program, calendar: Calendar, max_lines: int = 10
                     if t == "Date":
                         payload[f] = day.isoformat()
             lines.append(Line("event", when, name, role, payload))
-        horizon = min(at + dt.timedelta(days=730), noon(last, calendar))
+        horizon = min(max(at, start) + dt.timedelta(days=730), noon(last, calendar))
         return Timeline(terms, start, tuple(lines), max(horizon, at))
 
     return build()

@@ -118,6 +118,11 @@ def _count(counts: dict[str, int], effects: tuple[Effect, ...]) -> dict[str, int
     return out
 
 
+def _engine_error(exc: Exception) -> str:
+    """An exception step() should never raise (it refuses or faults): say which."""
+    return f"the engine raised {type(exc).__name__} instead of refusing or faulting: {exc}"
+
+
 def _pending(state: InstanceState, action: str | None) -> str | None:
     found = [a for a in state.approvals if action is None or a.action == action]
     return found[-1].id if found else None
@@ -135,6 +140,9 @@ def run_timeline(program: Program, calendar: Calendar, timeline: Timeline,
         return run
     except Fault as exc:  # pragma: no cover - creation fires nothing
         run.fault = exc.message
+        return run
+    except Exception as exc:  # the engine itself failed: a finding, not a crash
+        run.fault = _engine_error(exc)
         return run
     counts = _count({}, result.effects)
     state = result.state
@@ -156,6 +164,9 @@ def run_timeline(program: Program, calendar: Calendar, timeline: Timeline,
                 return False
             except Rejected:  # pragma: no cover - something is due
                 return True
+            except Exception as exc:  # the engine itself failed: a finding, not a crash
+                run.fault, run.fault_at = _engine_error(exc), due
+                return False
             state = res.state
             counts = _count(counts, res.effects)
             run.observations.append(Observation("time passes", due, state, res.effects,
@@ -192,6 +203,9 @@ def run_timeline(program: Program, calendar: Calendar, timeline: Timeline,
             continue
         except Fault as exc:
             run.fault, run.fault_at = f"{exc.message} (at {exc.span})", line.at
+            return run
+        except Exception as exc:  # the engine itself failed: a finding, not a crash
+            run.fault, run.fault_at = _engine_error(exc), line.at
             return run
         state = res.state
         counts = _count(counts, res.effects)

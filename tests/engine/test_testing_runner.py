@@ -242,3 +242,20 @@ def test_cli_junit_for_several_files_is_one_document(capsys: pytest.CaptureFixtu
                  "--format", "junit", "--quiet"]) == 0
     root = ElementTree.fromstring(capsys.readouterr().out.split("\n", 1)[1])
     assert [s.get("name") for s in root.iter("testsuite")] == ["loan_default", "case_filing"]
+
+
+def test_an_engine_exception_is_reported_not_raised() -> None:
+    """An approval whose period runs past the calendar's last year: step() may raise
+    DateOutsideCalendar there; the runner reports it (built-in check) and goes on."""
+    from engine.testing.timeline import Line, Timeline, noon
+
+    targets, _, _ = load_targets(EXAMPLES / "freeze_renewal.jrule")
+    program = targets["freeze_renewal"].program
+    start = noon(dt.date(2026, 12, 31), CAL)
+    timeline = Timeline({"kind": "bank_deposit", "amount": "10.00", "renew_in_advance": False},
+                        start, (Line("event", start, "freeze_ordered", "judge"),))
+    run = run_timeline(program, CAL, timeline)
+    refused = [o.refused for o in run.observations if o.refused]
+    assert run.fault is not None or refused
+    if run.fault is not None:
+        assert "2027" in run.fault
