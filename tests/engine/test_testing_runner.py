@@ -259,3 +259,17 @@ def test_an_engine_exception_is_reported_not_raised() -> None:
     assert run.fault is not None or refused
     if run.fault is not None:
         assert "2027" in run.fault
+
+
+def test_simulate_fires_deadlines_that_fell_due_before_creation() -> None:
+    """(found while writing jrule test) a due date before the instance was created
+    used to crash `jrule simulate` with an out-of-order tick."""
+    from engine.simulate import simulate
+
+    rules = compile_path(EXAMPLES / "mediation_agreement.jrule").ir
+    assert rules is not None
+    program = compile_contract(rules.to_data()["contracts"][0])
+    terms = {"协议生效日": "2025-09-01", "履行计划": [{"到期日": "2025-09-30", "金额": "10.00"}]}
+    records = simulate(program, "cn", terms, [], dt.datetime(2025, 11, 1, 4, tzinfo=dt.UTC),
+                       dt.datetime(2025, 11, 2, 4, tzinfo=dt.UTC))
+    assert records[-1]["final"]["state"] == "已提起诉讼"
