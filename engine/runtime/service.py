@@ -284,13 +284,15 @@ class EngineService:
         """Deployed versions (of one contract name), oldest first."""
         q = select(T_VERSIONS.c.id, T_VERSIONS.c.name, T_VERSIONS.c.version, T_VERSIONS.c.title,
                    T_VERSIONS.c.ruleset_id, T_VERSIONS.c.deploy_seq, T_VERSIONS.c.deployed_at,
-                   T_VERSIONS.c.deployed_by, T_VERSIONS.c.report_hash)
+                   T_VERSIONS.c.deployed_by, T_VERSIONS.c.report_hash,
+                   T_VERSIONS.c.reviewed_by)
         if name is not None:
             q = q.where(T_VERSIONS.c.name == name)
         with self.db.read() as conn:
             rows = conn.execute(q.order_by(T_VERSIONS.c.deploy_seq)).all()
         return [VersionInfo(r.id, r.name, r.version, r.title, r.ruleset_id, r.deploy_seq,
-                            iso(r.deployed_at) or "", r.deployed_by, r.report_hash) for r in rows]
+                            iso(r.deployed_at) or "", r.deployed_by, r.report_hash,
+                            r.reviewed_by) for r in rows]
 
     def latest(self, name: str) -> VersionInfo | None:
         """The version new instances of ``name`` get (the most recently deployed)."""

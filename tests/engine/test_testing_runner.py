@@ -151,7 +151,7 @@ def test_gate_refuses_failing_rules_and_records_passing_report(store_url: str) -
             row = conn.execute(select(T_VERSIONS).where(T_VERSIONS.c.id == ids[0])).one()
         report = json.loads(row.test_report)
         assert report["passed"] and report_hash(report) == row.report_hash == version.report_hash
-        assert row.reviewed_by == "judge 李"
+        assert row.reviewed_by == version.reviewed_by == "judge 李"
         logged = ledger.entry(row.report_ledger_index).record.as_dict()
         assert logged["action"] == "test_report" and logged["digest"] == row.report_hash
         assert logged["by"] == "judge 李" and logged["subject"] == version.ruleset_id
