@@ -375,10 +375,15 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
         return ast.EventAt(when, self._ident(event), self._ident(role), tuple(payload or ()),
                            self._span(meta))
 
-    def sc_decide(self, meta: Meta, ch: list[Any]) -> ast.DecisionAt:
-        when, decision, action, role = ch
-        return ast.DecisionAt(when, str(decision) == "approve",
-                              None if action is None else self._ident(action),
+    def sc_approve(self, meta: Meta, ch: list[Any]) -> ast.DecisionAt:
+        return self._decision(meta, ch, True)
+
+    def sc_reject(self, meta: Meta, ch: list[Any]) -> ast.DecisionAt:
+        return self._decision(meta, ch, False)
+
+    def _decision(self, meta: Meta, ch: list[Any], approve: bool) -> ast.DecisionAt:
+        when, action, role = ch
+        return ast.DecisionAt(when, approve, None if action is None else self._ident(action),
                               self._ident(role), self._span(meta))
 
     def sc_advance(self, meta: Meta, ch: list[Any]) -> ast.AdvanceTo:
@@ -624,7 +629,7 @@ _EMPTY_META = _Meta(1, 1, 1, 1, 0, 0, True)
 #: Terminals whose text the methods need; every other token is a keyword or punctuation.
 _KEEP = frozenset(
     """NAME STRING INT DECIMAL MONEY DATE DATETIME COMP_OP ADD_OP MUL_OP INITIAL TERMINAL
-    ENTERING DAY_UNIT WORKING MONTH_UNIT YEAR_UNIT PERIOD_OP TRUE FALSE DECISION""".split()
+    ENTERING DAY_UNIT WORKING MONTH_UNIT YEAR_UNIT PERIOD_OP TRUE FALSE""".split()
 )
 
 
