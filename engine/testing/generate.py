@@ -16,8 +16,9 @@ failure is shrunk by Hypothesis to a minimal timeline.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,6 +208,38 @@ class _Stop(Exception):
     pass
 
 
+@contextlib.contextmanager
+def _reproducible() -> Iterator[None]:
+    """Generation that depends only on the seed and the contract.
+
+    Hypothesis (6.13x and later) also draws "local constants": literals it finds
+    in whatever project modules happen to be imported.  Which modules are
+    imported differs between ``jrule test``, a service running the deployment
+    gate and a test run, so the same seed would give different timelines and a
+    different report hash.  Here that pool is empty (and the constants cache
+    cleared on the way in and out); the contract's own values are drawn
+    explicitly by the strategies above.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover - other hypothesis layouts
+        yield
+        return
+    getter = getattr(providers, "_get_local_constants", None)
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if getter is None or cache is None:  # pragma: no cover - versions without the pool
+        yield
+        return
+    empty = type(providers._local_constants)()
+    providers._get_local_constants = lambda: empty
+    cache.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = getter
+        cache.cache.clear()
+
+
 BUILTIN = "built-in: deterministic, replays to the live state, no incident"
 
 
@@ -250,7 +283,7 @@ def search(program: Program, calendar: Calendar, monitor: Monitor | None, *, max
             found.append(Found(name, timeline, violations[0], run))
             raise _Stop
 
-    with with_reporter(lambda _text: None):
+    with with_reporter(lambda _text: None), _reproducible():
         try:
             attempt()
         except _Stop:

@@ -273,3 +273,18 @@ def test_simulate_fires_deadlines_that_fell_due_before_creation() -> None:
     records = simulate(program, "cn", terms, [], dt.datetime(2025, 11, 1, 4, tzinfo=dt.UTC),
                        dt.datetime(2025, 11, 2, 4, tzinfo=dt.UTC))
     assert records[-1]["final"]["state"] == "已提起诉讼"
+
+
+def test_report_does_not_depend_on_which_modules_are_loaded() -> None:
+    """The gate runs inside a service, `jrule test` alone: same seed, same report hash."""
+    import subprocess
+    import sys
+
+    here = report_hash(_suite(EXAMPLES / "buggy" / "mediation_buggy.jrule",
+                              RunOptions(seed=13, examples=15, max_lines=6)))
+    out = subprocess.run(
+        [sys.executable, "-m", "rules_dsl.cli", "test",
+         str(EXAMPLES / "buggy" / "mediation_buggy.jrule"), "--seed", "13", "--examples",
+         "15", "--max-lines", "6", "--format", "json", "--quiet"],
+        capture_output=True, text=True, check=False, cwd=ROOT)
+    assert json.loads(out.stdout)[0]["hash"] == here
