@@ -1,8 +1,8 @@
 """What ``jrule test`` tests: a contract's program with its scenarios and properties.
 
 A rules file ``NAME.jrule`` is loaded with ``NAME.test.jrule`` beside it (if
-any); scenarios and properties written inside a contract and in ``tests for``
-blocks are gathered per contract.  Expressions of expectations and properties
+any); the scenarios and properties of ``tests for`` blocks in either file are
+gathered per contract.  Expressions of expectations and properties
 are lowered with the compiler's own lowering and compiled with the engine's
 own expression compiler, so a property means exactly what the same words mean
 in a rule.  In them a state's name is true while the instance is in that state
