@@ -98,7 +98,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     try:
         _say(out, f"jrule sandbox: data in {sandbox}/, virtual clock starting {START:%Y-%m-%d}")
         _say(out, f"reference court system (case management stand-in) at {receiver.url}")
-        for path in sorted(examples.glob("*.jrule")):
+        # rule sets only: their *.test.jrule files are not deployed, nor is examples/buggy/
+        for path in sorted(p for p in examples.glob("*.jrule")
+                           if not p.name.endswith(".test.jrule")):
             ids = service.deploy(path.read_bytes(), path.name, "demo")
             _say(out, f"  deployed {path.name}: {len(ids)} contract(s)")
         _cases(service, out)

@@ -137,6 +137,7 @@ def simulate(program: Program, calendar_name: str, terms: Any, timeline: list[An
                 last_approval = eff.approval_id  # type: ignore[union-attr]
         # let time pass first: each deadline fires at its own due instant, not late
         while state is not None and (due := state.next_due()) is not None and due <= at:
+            due = max(due, state.clock)  # fell due before the instance existed: fires now
             try:
                 result = step(program, calendar, state, Tick(due))
             except Fault as exc:
@@ -172,6 +173,7 @@ def simulate(program: Program, calendar_name: str, terms: Any, timeline: list[An
             break
     while until is not None and state is not None and (due := state.next_due()) is not None \
             and due <= until:
+        due = max(due, state.clock)
         try:
             result = step(program, calendar, state, Tick(due))
         except Fault as exc:

@@ -13,6 +13,7 @@ from typing import Literal, TypeAlias
 
 __all__ = [
     "ActionCall",
+    "AdvanceTo",
     "AnchorEntering",
     "Approval",
     "ApprovalBranch",
@@ -26,10 +27,19 @@ __all__ = [
     "DateTimeLit",
     "Deadline",
     "DecimalLit",
+    "DecisionAt",
     "DoStmt",
     "EnumDecl",
+    "EnumValue",
     "EnumVariant",
+    "EventAt",
     "EventDecl",
+    "ExpectAction",
+    "ExpectExplanation",
+    "ExpectNoAction",
+    "ExpectRefused",
+    "ExpectState",
+    "ExpectTrue",
     "Expr",
     "FieldAccess",
     "FieldDecl",
@@ -51,15 +61,30 @@ __all__ = [
     "NamedArg",
     "Period",
     "PeriodStmt",
+    "PropAfterNever",
+    "PropAlways",
+    "PropNeverAction",
+    "PropTerminates",
+    "PropUnapproved",
+    "PropWithin",
+    "Property",
+    "PropertyForm",
     "RecordDecl",
     "RoleDecl",
+    "Scenario",
+    "ScenarioStep",
     "SetStmt",
     "SourceFile",
     "Span",
+    "StartAt",
     "StateDecl",
     "Stmt",
     "StringLit",
     "TermDecl",
+    "TermsGiven",
+    "TestMember",
+    "TestSuite",
+    "TestValue",
     "Timing",
     "TimingAfter",
     "TimingBefore",
@@ -68,7 +93,11 @@ __all__ = [
     "Transition",
     "TypeRef",
     "UnaryOp",
+    "ValueField",
+    "ValueList",
+    "ValueRecord",
     "VarDecl",
+    "When",
 ]
 
 
@@ -514,6 +543,212 @@ class Deadline:
     span: Span = dataclasses.field(compare=False, repr=False)
 
 
+# --- scenario tests and properties (checked, never part of the IR) ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class ValueField:
+    """``name: value`` in terms, payloads, records and expected action arguments."""
+
+    name: Ident
+    value: TestValue
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EnumValue:
+    """``PropertyKind.bank_deposit`` written as a test value."""
+
+    enum: Ident
+    variant: Ident
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueList:
+    items: tuple[TestValue, ...]
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRecord:
+    fields: tuple[ValueField, ...]
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+#: A constant written in a scenario: a literal, a role name, an enum value, a list
+#: or a record.  (No arithmetic: a scenario states facts.)
+TestValue: TypeAlias = (
+    IntLit | DecimalLit | MoneyLit | DateLit | DateTimeLit | StringLit | BoolLit | NameRef
+    | EnumValue | ValueList | ValueRecord
+)
+
+
+@dataclass(frozen=True, slots=True)
+class When:
+    """An instant in a scenario: a date (noon, court time) or a date and time."""
+
+    iso: str
+    is_date: bool
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StartAt:
+    when: When
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TermsGiven:
+    fields: tuple[ValueField, ...]
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EventAt:
+    when: When
+    event: Ident
+    role: Ident
+    payload: tuple[ValueField, ...]
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionAt:
+    """``at WHEN approve [ACTION] by ROLE``: decide the latest pending approval."""
+
+    when: When
+    approve: bool
+    action: Ident | None
+    role: Ident
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AdvanceTo:
+    when: When
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectState:
+    state: Ident
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectAction:
+    """The last timeline line triggered ``action`` (with these arguments, if given)."""
+
+    action: Ident
+    args: tuple[ValueField, ...] | None
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectNoAction:
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectExplanation:
+    text: str
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectRefused:
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectTrue:
+    condition: Expr
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+ScenarioStep: TypeAlias = (
+    StartAt | TermsGiven | EventAt | DecisionAt | AdvanceTo | ExpectState | ExpectAction
+    | ExpectNoAction | ExpectExplanation | ExpectRefused | ExpectTrue
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    steps: tuple[ScenarioStep, ...]
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PropAlways:
+    """``always COND`` (``never COND`` is kept as written: ``negated``)."""
+
+    condition: Expr
+    negated: bool
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PropNeverAction:
+    """``[after COND] never action A, B``."""
+
+    after: Expr | None
+    actions: tuple[Ident, ...]
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PropAfterNever:
+    """``after COND never BAD``: once COND has held, BAD never holds again."""
+
+    after: Expr
+    condition: Expr
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PropWithin:
+    """``after COND eventually GOAL within PERIOD``."""
+
+    after: Expr
+    goal: Expr
+    within: Period
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PropTerminates:
+    """``eventually terminal``: left alone, every instance ends in a terminal state."""
+
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PropUnapproved:
+    """``never unapproved [A, B]``: these actions (default: every action the
+    catalogue says needs approval) take effect only on an officer's approval."""
+
+    actions: tuple[Ident, ...]
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+PropertyForm: TypeAlias = (
+    PropAlways | PropNeverAction | PropAfterNever | PropWithin | PropTerminates | PropUnapproved
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Property:
+    name: str
+    form: PropertyForm
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+TestMember: TypeAlias = Scenario | Property
+
+
 Member: TypeAlias = (
     ImportDecl
     | RoleDecl
@@ -547,7 +782,17 @@ class ModuleDecl:
     span: Span = dataclasses.field(compare=False, repr=False)
 
 
-Item: TypeAlias = Contract | ModuleDecl
+@dataclass(frozen=True, slots=True)
+class TestSuite:
+    """``tests for CONTRACT { ... }``: scenarios and properties kept apart from the
+    rules (usually in ``NAME.test.jrule`` beside ``NAME.jrule``)."""
+
+    contract: Ident
+    members: tuple[TestMember, ...]
+    span: Span = dataclasses.field(compare=False, repr=False)
+
+
+Item: TypeAlias = Contract | ModuleDecl | TestSuite
 
 
 @dataclass(frozen=True, slots=True)

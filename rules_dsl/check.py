@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from rules_dsl import ast
 from rules_dsl.check_structure import check_structure
+from rules_dsl.check_tests import check_tests
 from rules_dsl.check_types import ExprEnv, check_block, expect, infer, resolve_type
 from rules_dsl.check_types import check_period as _check_period
 from rules_dsl.diagnostics import Diagnostic, Label, has_errors
@@ -147,12 +148,20 @@ def check_file(
     source: ast.SourceFile,
     text: str,
     std_loader: Callable[[str], LoadedModule | list[Diagnostic] | None] = load_std_module,
+    base: tuple[ContractScope, ...] = (),
 ) -> CheckedFile:
-    """Check every contract of a parsed file; collect all diagnostics."""
+    """Check every contract of a parsed file; collect all diagnostics.
+
+    ``tests for NAME`` blocks are checked against the file's own contracts and
+    ``base`` (the contracts of ``X.jrule`` when checking ``X.test.jrule``).
+    """
     diagnostics: list[Diagnostic] = []
     local_modules: dict[str, ast.ModuleDecl] = {}
     first_item: dict[str, ast.Ident] = {}
+    suites = [item for item in source.items if isinstance(item, ast.TestSuite)]
     for item in source.items:
+        if isinstance(item, ast.TestSuite):
+            continue
         ident = item.name
         if ident.name in first_item:
             diagnostics.append(
@@ -185,6 +194,7 @@ def check_file(
         for check_pass in PASSES:
             check_pass(scope, run)
         contracts.append(scope)
+    check_tests(suites, (*base, *contracts), diagnostics)
     if not source.items:
         diagnostics.append(
             Diagnostic("E311", "the file holds no contract", source.span,

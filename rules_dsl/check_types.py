@@ -52,6 +52,9 @@ class ExprEnv:
     event: ast.EventDecl | None = None
     in_timing: bool = False
     used: set[str] = field(default_factory=set)
+    #: in scenario expectations and properties: a state's name is true while the
+    #: instance is in it, an action's name counts the times it was triggered
+    testing: bool = False
 
     def error(self, code: str, message: str, span: ast.Span, hint: str | None = None) -> Type:
         self.sink.append(Diagnostic(code, message, span, hint=hint))
@@ -122,6 +125,10 @@ def _infer_name(expr: ast.NameRef, env: ExprEnv) -> Type:
         return DATE
     if name == "now":
         return DATETIME
+    if env.testing and name in scope.states:
+        return BOOL
+    if env.testing and name not in scope.declared_at and find_action(name) is not None:
+        return INT
     if name in scope.deadlines and env.in_timing:
         return DATE  # the last day of that deadline's period
     if name in scope.events:

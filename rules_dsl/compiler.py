@@ -11,11 +11,12 @@ from pathlib import Path
 from rules_dsl.ast import Span
 from rules_dsl.check import CheckedFile, check_file
 from rules_dsl.diagnostics import Diagnostic, has_errors
+from rules_dsl.scope import ContractScope
 from rules_dsl.syntax import parse_bytes
 from rules_dsl.to_ir import RuleSetIR, from_checked
 
-__all__ = ["CheckResult", "CompileResult", "check_bytes", "check_path", "compile_bytes",
-           "compile_path"]
+__all__ = ["TEST_SUFFIX", "CheckResult", "CompileResult", "check_bytes", "check_path",
+           "compile_bytes", "compile_path", "rules_file_of", "tests_file_of"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,11 @@ class CheckResult:
         return {self.path: self.text}
 
 
-def check_bytes(data: bytes, path: str) -> CheckResult:
-    """Parse and check; never raises for any input."""
+def check_bytes(data: bytes, path: str, base: tuple[ContractScope, ...] = ()) -> CheckResult:
+    """Parse and check; never raises for any input.  ``base``: contracts that
+    ``tests for NAME`` blocks may name besides the file's own."""
     with _no_cyclic_gc():
-        return _check_bytes(data, path)
+        return _check_bytes(data, path, base)
 
 
 @contextlib.contextmanager
@@ -57,12 +59,12 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _check_bytes(data: bytes, path: str) -> CheckResult:
+def _check_bytes(data: bytes, path: str, base: tuple[ContractScope, ...] = ()) -> CheckResult:
     source, diagnostics, text = parse_bytes(data, path)
     if source is None:
         return CheckResult(path, text, None, diagnostics)
     # literal errors (E002) leave a usable AST: check it too, so one run reports all
-    checked = check_file(source, text)
+    checked = check_file(source, text, base=base)
     return CheckResult(path, text, checked, tuple(diagnostics) + checked.diagnostics)
 
 
@@ -78,7 +80,34 @@ def check_path(path: str | Path) -> CheckResult:
         reason = exc.strerror or str(exc)
         return CheckResult(name, "", None, (Diagnostic("E004", f"cannot read {p}: {reason}",
                                                        span),))
-    return check_bytes(data, name)
+    return check_bytes(data, name, _rules_beside(p))
+
+
+#: ``NAME.test.jrule`` holds tests for the contracts of ``NAME.jrule`` beside it.
+TEST_SUFFIX = ".test.jrule"
+
+
+def rules_file_of(path: Path) -> Path | None:
+    """The rules file a ``NAME.test.jrule`` file tests (None for other files)."""
+    if not path.name.endswith(TEST_SUFFIX):
+        return None
+    return path.with_name(path.name[: -len(TEST_SUFFIX)] + ".jrule")
+
+
+def tests_file_of(path: Path) -> Path | None:
+    """The ``NAME.test.jrule`` beside a rules file ``NAME.jrule``, if there is one."""
+    if path.name.endswith(TEST_SUFFIX) or not path.name.endswith(".jrule"):
+        return None
+    found = path.with_name(path.name[: -len(".jrule")] + TEST_SUFFIX)
+    return found if found.is_file() else None
+
+
+def _rules_beside(path: Path) -> tuple[ContractScope, ...]:
+    rules = rules_file_of(path)
+    if rules is None or not rules.is_file():
+        return ()
+    result = check_path(rules)
+    return result.checked.contracts if result.checked is not None else ()
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,17 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "E310": ("approval missing", "The action must be confirmed by an officer: add "
              "`approved by ROLE within PERIOD`."),
     "E311": ("no contract", "The file holds no contract or module (a warning)."),
+    "E501": ("bad scenario", "A scenario gives no `terms` or gives them twice, or `start at` "
+             "comes after the timeline's first line."),
+    "E502": ("bad test value", "A term, payload field or expected argument in a scenario has "
+             "the wrong type, lacks record fields, or a date and time has no offset."),
+    "E503": ("unknown contract", "`tests for NAME` names no contract of the file or of the "
+             "rules file beside it."),
+    "E504": ("role may not submit", "A scenario submits an event by a role its `by` list "
+             "does not allow."),
+    "E505": ("bad property", "`never unapproved` names an action that needs no approval, "
+             "`eventually terminal` in a contract without terminal states, or a `within` "
+             "period that is not a number or a term."),
     "W401": ("event never accepted", "No transition accepts the event, so it is always "
              "refused."),
     "W402": ("unused", "A term or variable is never read or set."),

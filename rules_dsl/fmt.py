@@ -178,6 +178,8 @@ KEYWORDS = frozenset(
     event by on in when priority cite deadline before after every entering for
     day days working month months year years set do goto if else suspend resume
     restart approved within rejected timeout and or not true false
+    tests scenario start at terms advance to expect action no explanation refused approve
+    reject property always never eventually unapproved
     """.split()
 )
 
@@ -221,13 +223,78 @@ def _field(field: ast.FieldDecl) -> str:
     return f"{field.name.name}: {_type(field.type)}{_title(field.title)}"
 
 
-def _is_multiline(member: ast.Member) -> bool:
+def _is_multiline(member: ast.Member | ast.TestMember) -> bool:
     if isinstance(member, ast.EventDecl):
         return bool(member.fields)
-    return isinstance(member, ast.Transition | ast.Deadline | ast.EnumDecl | ast.RecordDecl)
+    return isinstance(member, ast.Transition | ast.Deadline | ast.EnumDecl | ast.RecordDecl
+                      | ast.Scenario)
 
 
-def _blank_between(prev: ast.Member, member: ast.Member) -> bool:
+def _value(value: ast.TestValue) -> str:
+    match value:
+        case ast.EnumValue(enum=enum, variant=variant):
+            return f"{enum.name}.{variant.name}"
+        case ast.ValueList(items=items):
+            return "[" + ", ".join(_value(v) for v in items) + "]"
+        case ast.ValueRecord(fields=fields):
+            return "{" + _value_fields(fields) + "}"
+    return _literal(value)
+
+
+def _value_fields(fields: Sequence[ast.ValueField]) -> str:
+    return ", ".join(f"{f.name.name}: {_value(f.value)}" for f in fields)
+
+
+def _step(step: ast.ScenarioStep) -> str:
+    """One line of a scenario (``terms`` is printed by the printer: one term per line)."""
+    match step:
+        case ast.StartAt(when=when):
+            return f"start at {when.iso}"
+        case ast.EventAt(when=when, event=event, role=role, payload=payload):
+            tail = f" {{{_value_fields(payload)}}}" if payload else ""
+            return f"at {when.iso} event {event.name} by {role.name}{tail}"
+        case ast.DecisionAt(when=when, approve=approve, action=action, role=role):
+            what = f" {action.name}" if action is not None else ""
+            return f"at {when.iso} {'approve' if approve else 'reject'}{what} by {role.name}"
+        case ast.AdvanceTo(when=when):
+            return f"advance to {when.iso}"
+        case ast.ExpectState(state=state):
+            return f"expect state {state.name}"
+        case ast.ExpectAction(action=action, args=args):
+            shown = "" if args is None else f"({_value_fields(args)})"
+            return f"expect action {action.name}{shown}"
+        case ast.ExpectNoAction():
+            return "expect no action"
+        case ast.ExpectExplanation(text=text):
+            return f"expect explanation {_quote(text)}"
+        case ast.ExpectRefused():
+            return "expect refused"
+        case ast.ExpectTrue(condition=condition):
+            return f"expect {_expr(condition)}"
+    raise TypeError(f"not a scenario line: {step!r}")  # pragma: no cover
+
+
+def _property_form(form: ast.PropertyForm) -> str:
+    match form:
+        case ast.PropAlways(condition=condition, negated=negated):
+            return f"{'never' if negated else 'always'} {_expr(condition)}"
+        case ast.PropNeverAction(after=after, actions=actions):
+            head = f"after {_expr(after)} " if after is not None else ""
+            return f"{head}never action {_names(actions)}"
+        case ast.PropAfterNever(after=after, condition=condition):
+            return f"after {_expr(after)} never {_expr(condition)}"
+        case ast.PropWithin(after=after, goal=goal, within=within):
+            return (f"after {_expr(after)} eventually {_expr(goal)} "
+                    f"within {_period(within)}")
+        case ast.PropTerminates():
+            return "eventually terminal"
+        case ast.PropUnapproved(actions=actions):
+            return "never unapproved" + (f" {_names(actions)}" if actions else "")
+    raise TypeError(f"not a property: {form!r}")  # pragma: no cover
+
+
+def _blank_between(prev: ast.Member | ast.TestMember,
+                   member: ast.Member | ast.TestMember) -> bool:
     return type(prev) is not type(member) or _is_multiline(prev) or _is_multiline(member)
 
 
@@ -419,7 +486,9 @@ class _Printer:
             if i:
                 self._blank()
             self._anchor(item.span.start, 0)
-            if isinstance(item, ast.Contract):
+            if isinstance(item, ast.TestSuite):
+                head = f"tests for {item.contract.name}"
+            elif isinstance(item, ast.Contract):
                 head = (
                     f"contract {item.name.name} {_quote(item.title)} "
                     f"version {_quote(item.version)}"
@@ -430,8 +499,9 @@ class _Printer:
             self._members(item.members, item.span.end - 1, 0)
         self._anchor(_END_OF_FILE, 0)
 
-    def _members(self, members: Sequence[ast.Member], close: int, indent: int) -> None:
-        def emit(i: int, member: ast.Member) -> None:
+    def _members(self, members: Sequence[ast.Member | ast.TestMember], close: int,
+                 indent: int) -> None:
+        def emit(i: int, member: ast.Member | ast.TestMember) -> None:
             if i and _blank_between(members[i - 1], member):
                 self._blank()
             self._anchor(member.span.start, indent + 1)
@@ -446,7 +516,7 @@ class _Printer:
 
         self._braced(fields, close, indent, emit)
 
-    def _member(self, member: ast.Member, indent: int) -> None:
+    def _member(self, member: ast.Member | ast.TestMember, indent: int) -> None:
         start = member.span.start
         match member:
             case ast.ImportDecl(module=module):
@@ -484,6 +554,28 @@ class _Printer:
                 self._transition(member, indent)
             case ast.Deadline():
                 self._deadline(member, indent)
+            case ast.Scenario(name=name, steps=steps):
+                self._open(indent, f"scenario {_quote(name)}", start)
+
+                def emit_step(_i: int, step: ast.ScenarioStep) -> None:
+                    self._anchor(step.span.start, indent + 1)
+                    if isinstance(step, ast.TermsGiven):
+                        self._open(indent + 1, "terms", step.span.start)
+                        self._terms(step, indent + 1)
+                    else:
+                        self._open(indent + 1, _step(step), step.span.start)
+
+                self._braced(steps, member.span.end - 1, indent, emit_step)
+            case ast.Property(name=name, form=form):
+                self._open(indent, f"property {_quote(name)} {_property_form(form)}", start)
+
+    def _terms(self, step: ast.TermsGiven, indent: int) -> None:
+        def emit(_i: int, field: ast.ValueField) -> None:
+            self._anchor(field.span.start, indent + 1)
+            self._open(indent + 1, f"{field.name.name}: {_value(field.value)}",
+                       field.span.start)
+
+        self._braced(step.fields, step.span.end - 1, indent, emit)
 
     def _rule_clauses(
         self, priority: ast.IntLit | None, cite: ast.StringLit | None

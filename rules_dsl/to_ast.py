@@ -347,6 +347,114 @@ class _ToAst(Transformer_NonRecursive[lark.Token, Any]):
             cast(Any, str(ch[0])), self._ident(ch[1]), self._span(meta)
         )
 
+    # --- scenario tests and properties --------------------------------------
+    def test_suite(self, meta: Meta, ch: list[Any]) -> ast.TestSuite:
+        name, *members = ch
+        return ast.TestSuite(self._ident(name), tuple(members), self._span(meta))
+
+    def scenario(self, meta: Meta, ch: list[Any]) -> ast.Scenario:
+        name, *steps = ch
+        return ast.Scenario(self._text(name), tuple(steps), self._span(meta))
+
+    def when_date(self, meta: Meta, ch: list[Any]) -> ast.When:
+        lit = self.date_lit(meta, ch)
+        return ast.When(lit.iso, True, lit.span)
+
+    def when_datetime(self, meta: Meta, ch: list[Any]) -> ast.When:
+        lit = self.datetime_lit(meta, ch)
+        return ast.When(lit.iso, False, lit.span)
+
+    def sc_start(self, meta: Meta, ch: list[Any]) -> ast.StartAt:
+        return ast.StartAt(ch[0], self._span(meta))
+
+    def sc_terms(self, meta: Meta, ch: list[Any]) -> ast.TermsGiven:
+        return ast.TermsGiven(tuple(ch), self._span(meta))
+
+    def sc_event(self, meta: Meta, ch: list[Any]) -> ast.EventAt:
+        when, event, role, payload = ch
+        return ast.EventAt(when, self._ident(event), self._ident(role), tuple(payload or ()),
+                           self._span(meta))
+
+    def sc_approve(self, meta: Meta, ch: list[Any]) -> ast.DecisionAt:
+        return self._decision(meta, ch, True)
+
+    def sc_reject(self, meta: Meta, ch: list[Any]) -> ast.DecisionAt:
+        return self._decision(meta, ch, False)
+
+    def _decision(self, meta: Meta, ch: list[Any], approve: bool) -> ast.DecisionAt:
+        when, action, role = ch
+        return ast.DecisionAt(when, approve, None if action is None else self._ident(action),
+                              self._ident(role), self._span(meta))
+
+    def sc_advance(self, meta: Meta, ch: list[Any]) -> ast.AdvanceTo:
+        return ast.AdvanceTo(ch[0], self._span(meta))
+
+    def expect_state(self, meta: Meta, ch: list[Any]) -> ast.ExpectState:
+        return ast.ExpectState(self._ident(ch[0]), self._span(meta))
+
+    def expect_action(self, meta: Meta, ch: list[Any]) -> ast.ExpectAction:
+        args = None if ch[1] is None else tuple(ch[1])
+        return ast.ExpectAction(self._ident(ch[0]), args, self._span(meta))
+
+    def expect_no_action(self, meta: Meta, ch: list[Any]) -> ast.ExpectNoAction:
+        return ast.ExpectNoAction(self._span(meta))
+
+    def expect_explanation(self, meta: Meta, ch: list[Any]) -> ast.ExpectExplanation:
+        return ast.ExpectExplanation(self._text(ch[0]), self._span(meta))
+
+    def expect_refused(self, meta: Meta, ch: list[Any]) -> ast.ExpectRefused:
+        return ast.ExpectRefused(self._span(meta))
+
+    def expect_true(self, meta: Meta, ch: list[Any]) -> ast.ExpectTrue:
+        return ast.ExpectTrue(ch[0], self._span(meta))
+
+    def value_fields(self, meta: Meta, ch: list[Any]) -> tuple[ast.ValueField, ...]:
+        return _SpannedTuple(ch, self._span(meta))
+
+    def value_args(self, meta: Meta, ch: list[Any]) -> tuple[ast.ValueField, ...]:
+        return _SpannedTuple([c for c in ch if c is not None], self._span(meta))
+
+    def value_field(self, meta: Meta, ch: list[Any]) -> ast.ValueField:
+        return ast.ValueField(self._ident(ch[0]), ch[1], self._span(meta))
+
+    def value_enum(self, meta: Meta, ch: list[Any]) -> ast.EnumValue:
+        return ast.EnumValue(self._ident(ch[0]), self._ident(ch[1]), self._span(meta))
+
+    def value_list(self, meta: Meta, ch: list[Any]) -> ast.ValueList:
+        items = tuple(c for c in ch if c is not None)
+        return self._nest(ast.ValueList(items, self._span(meta)), *items)
+
+    def value_record(self, meta: Meta, ch: list[Any]) -> ast.ValueRecord:
+        return self._nest(ast.ValueRecord(tuple(ch), self._span(meta)),
+                          *(f.value for f in ch))
+
+    def property_decl(self, meta: Meta, ch: list[Any]) -> ast.Property:
+        return ast.Property(self._text(ch[0]), ch[1], self._span(meta))
+
+    def prop_always(self, meta: Meta, ch: list[Any]) -> ast.PropAlways:
+        return ast.PropAlways(ch[0], False, self._span(meta))
+
+    def prop_never(self, meta: Meta, ch: list[Any]) -> ast.PropAlways:
+        return ast.PropAlways(ch[0], True, self._span(meta))
+
+    def prop_never_action(self, meta: Meta, ch: list[Any]) -> ast.PropNeverAction:
+        return ast.PropNeverAction(None, ch[0], self._span(meta))
+
+    def prop_after_never_action(self, meta: Meta, ch: list[Any]) -> ast.PropNeverAction:
+        return ast.PropNeverAction(ch[0], ch[1], self._span(meta))
+
+    def prop_after_never(self, meta: Meta, ch: list[Any]) -> ast.PropAfterNever:
+        return ast.PropAfterNever(ch[0], ch[1], self._span(meta))
+
+    def prop_within(self, meta: Meta, ch: list[Any]) -> ast.PropWithin:
+        return ast.PropWithin(ch[0], ch[1], ch[2], self._span(meta))
+
+    def prop_terminates(self, meta: Meta, ch: list[Any]) -> ast.PropTerminates:
+        return ast.PropTerminates(self._span(meta))
+
+    def prop_unapproved(self, meta: Meta, ch: list[Any]) -> ast.PropUnapproved:
+        return ast.PropUnapproved(tuple(ch[0] or ()), self._span(meta))
+
     # --- expressions ---------------------------------------------------------
     def or_op(self, meta: Meta, ch: list[Any]) -> ast.BinaryOp:
         return self._nest(ast.BinaryOp("or", ch[0], ch[1], self._span(meta)), ch[0], ch[1])

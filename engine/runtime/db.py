@@ -42,7 +42,7 @@ __all__ = ["Database", "normalize_url", "open_database", "upgrade"]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: the newest Alembic revision in ``migrations/versions`` (a test keeps the two equal):
 #: a store already there is opened without loading Alembic at all
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 

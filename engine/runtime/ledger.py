@@ -30,6 +30,9 @@ record:
     ``delivered_at`` (or when the incident was opened).
 ``deployment`` (one per stored contract version)
     contract, ruleset, name, version (``-`` when empty), by, at.
+``admin`` with action ``test_report`` (one per gated deployment)
+    subject = the rule set id, digest = the passing test report's hash,
+    by = the reviewer who approved the deployment, at.
 
 An input's records follow each other in the log, in this order: its
 transition, its migration (if any), one ``action`` per action it emitted and
@@ -62,6 +65,7 @@ __all__ = [
     "migration_record",
     "reference_text",
     "result_keys",
+    "test_report_record",
     "transition_record",
     "unit_records",
 ]
@@ -270,3 +274,12 @@ def unit_records(unit: Any) -> tuple[list[Record], list[int]]:
                 raise AssertionError(f"{rec.location} was not written with its input")
             records.append(rec)
     return records, positions
+
+
+def test_report_record(ruleset_id: str, report_hash: str, reviewer: str,
+                       at: dt.datetime) -> Record:
+    """The record of a deployment's passing test report and who reviewed it."""
+    return make_record("admin", {
+        "action": "test_report", "subject": ruleset_id, "digest": report_hash,
+        "by": reviewer, "at": _utc(at),
+    })

@@ -103,6 +103,10 @@ class ContractVersion(Base):
     deployed_at: Mapped[dt.datetime] = mapped_column(_UTC)
     deployed_by: Mapped[str] = mapped_column(String(200))
     report_hash: Mapped[str | None] = mapped_column(_HASH, nullable=True)
+    #: the passing test report (canonical JSON) and the reviewer (migration 0005)
+    test_report: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    report_ledger_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Instance(Base):

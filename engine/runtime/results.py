@@ -102,6 +102,8 @@ class VersionInfo:
     deployed_at: str
     deployed_by: str
     report_hash: str | None
+    #: who reviewed and approved the deployment (the test gate; migration 0005)
+    reviewed_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -78,6 +78,7 @@ from engine.state import (
 )
 
 if TYPE_CHECKING:
+    from engine.testing.gate import DeployGate
     from ledger_adapter.sql import SqlLedger
 
 __all__ = ["EngineService", "EventSubmission", "NewInstance", "TransactionHook"]
@@ -168,8 +169,12 @@ class EngineService:
                  calendar: Calendar | None = None, mode: str = "production", *,
                  calendars: Iterable[Calendar] = (), migrate: bool = True,
                  engine_lock: bool = True, cache_size: int = 10_000,
-                 db: Database | None = None, ledger: SqlLedger | None = None) -> None:
+                 db: Database | None = None, ledger: SqlLedger | None = None,
+                 deploy_gate: DeployGate | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
+        #: runs a rule set's tests and properties before it is deployed (see
+        #: engine.testing.gate); refuses the deployment by raising DeployRefused
+        self.deploy_gate = deploy_gate
         check_clock(self.clock, mode)
         self.mode = mode
         self.calendar = calendar or load_calendar("cn")
@@ -224,12 +229,21 @@ class EngineService:
 
     # ================================================================== versions
     def deploy(self, source_bytes: bytes, filename: str, deployed_by: str,
-               report_hash: str | None = None) -> list[str]:
+               report_hash: str | None = None, *, tests: bytes | None = None,
+               reviewer: str | None = None) -> list[str]:
         """Compile and store every contract of a rule set; returns their contract ids.
 
         Refused with the compiler's diagnostics when the source has errors.
-        Deploying an IR that is already stored changes nothing (idempotent).
+        With a ``deploy_gate``, the rule set's tests (``tests``: its
+        ``.test.jrule`` text) and properties run first; a failure refuses the
+        deployment, a pass stores the report, its hash and ``reviewer`` with
+        the version and logs them on the ledger.  Deploying an IR that is
+        already stored changes nothing (idempotent).
         """
+        passed = None
+        if self.deploy_gate is not None:
+            passed = self.deploy_gate(source_bytes, filename, tests, reviewer)
+            report_hash = passed.report_hash
         from rules_dsl.compiler import compile_bytes
         from rules_dsl.diagnostics import diagnostics_to_json, render_all
 
@@ -265,6 +279,8 @@ class EngineService:
                             "source": result.check.text, "deploy_seq": seq,
                             "deployed_at": now, "deployed_by": deployed_by,
                             "report_hash": report_hash,
+                            "test_report": passed.report_json if passed else None,
+                            "reviewed_by": reviewer,
                         })
                     if rows:
                         conn.execute(insert(T_VERSIONS), rows)
@@ -272,6 +288,8 @@ class EngineService:
                             from engine.runtime.ledger import deployment_record
 
                             self._append(conn, [deployment_record(r) for r in rows])
+                            if passed is not None:
+                                self._record_report(conn, rows, passed.record(ir.id, now))
                 self._names.clear()
                 return ids
             except IntegrityError:
@@ -279,17 +297,25 @@ class EngineService:
                     raise
         raise AssertionError("unreachable")
 
+    def _record_report(self, conn: Connection, rows: list[dict[str, Any]], record: Any) -> None:
+        """Log the passing test report (hash + reviewer) and note where, per version."""
+        index = self._append(conn, [record])[0]
+        conn.execute(update(T_VERSIONS).where(T_VERSIONS.c.id.in_([r["id"] for r in rows]))
+                     .values(report_ledger_index=index))
+
     def versions(self, name: str | None = None) -> list[VersionInfo]:
         """Deployed versions (of one contract name), oldest first."""
         q = select(T_VERSIONS.c.id, T_VERSIONS.c.name, T_VERSIONS.c.version, T_VERSIONS.c.title,
                    T_VERSIONS.c.ruleset_id, T_VERSIONS.c.deploy_seq, T_VERSIONS.c.deployed_at,
-                   T_VERSIONS.c.deployed_by, T_VERSIONS.c.report_hash)
+                   T_VERSIONS.c.deployed_by, T_VERSIONS.c.report_hash,
+                   T_VERSIONS.c.reviewed_by)
         if name is not None:
             q = q.where(T_VERSIONS.c.name == name)
         with self.db.read() as conn:
             rows = conn.execute(q.order_by(T_VERSIONS.c.deploy_seq)).all()
         return [VersionInfo(r.id, r.name, r.version, r.title, r.ruleset_id, r.deploy_seq,
-                            iso(r.deployed_at) or "", r.deployed_by, r.report_hash) for r in rows]
+                            iso(r.deployed_at) or "", r.deployed_by, r.report_hash,
+                            r.reviewed_by) for r in rows]
 
     def latest(self, name: str) -> VersionInfo | None:
         """The version new instances of ``name`` get (the most recently deployed)."""

@@ -42,6 +42,8 @@ KEYWORDS = frozenset(
     event by on in when priority cite deadline before after every entering for
     day days working month months year years set do goto if else suspend resume
     restart approved within rejected timeout and or not true false
+    tests scenario start at terms advance to expect action no explanation refused approve
+    reject property always never eventually unapproved
     """.split()
 )
 
