@@ -26,6 +26,10 @@ auth_cache_seconds     ``JRULE_AUTH_CACHE_SECONDS``  ``5``
 sweep_seconds          ``JRULE_SWEEP_SECONDS``     ``5``
 access_log             ``JRULE_ACCESS_LOG``        ``true`` (one JSON line per request)
 log_level              ``JRULE_LOG_LEVEL``         ``INFO``
+deploy_gate            ``JRULE_DEPLOY_GATE``       ``true``: every deployment through the API runs
+                                                   the rule set's scenario tests and properties
+                                                   first and is refused on any failure
+gate_examples          ``JRULE_GATE_EXAMPLES``     ``200`` generated timelines per property
 virtual_clock          ``JRULE_VIRTUAL_CLOCK``     none: an ISO instant; runs a *sandbox* on
                                                    a virtual clock standing there (moved by
                                                    ``POST /sandbox/clock``), for rehearsals
@@ -51,9 +55,9 @@ from engine.runtime.errors import EngineError
 __all__ = ["ConfigError", "ServeConfig", "load_config"]
 
 _LISTS = ("calendars", "witnesses", "mediation_contracts", "bank_events")
-_INTS = ("port",)
+_INTS = ("port", "gate_examples")
 _FLOATS = ("auth_cache_seconds", "sweep_seconds")
-_BOOLS = ("require_org_signatures", "access_log")
+_BOOLS = ("require_org_signatures", "access_log", "deploy_gate")
 
 
 class ConfigError(EngineError):
@@ -78,6 +82,8 @@ class ServeConfig:
     auth_cache_seconds: float = 5.0
     sweep_seconds: float = 5.0
     access_log: bool = True
+    deploy_gate: bool = True
+    gate_examples: int = 200
     log_level: str = "INFO"
     virtual_clock: str = ""
     #: not configurable from files: set by ``jrule run`` for its sandbox

@@ -31,9 +31,15 @@ class RuleSetSource(UnicodeModel):
 
 
 class DeployRequest(RuleSetSource):
+    tests: str | None = Field(None, max_length=2_000_000,
+                              description="the rule set's scenario tests and properties (the "
+                                          "text of its NAME.test.jrule); the deployment gate "
+                                          "runs them, with any tests in the source, first")
     report_hash: str | None = Field(None, max_length=64, pattern="^[0-9a-f]{64}$",
-                                    description="SHA-256 of the property-test report signed "
-                                                "off for this rule set")
+                                    description="only when the service runs without the gate "
+                                                "(deploy_gate = false): SHA-256 of a test "
+                                                "report signed off elsewhere; with the gate, "
+                                                "the report it produces is stored instead")
 
 
 class ContractSummary(BaseModel):
@@ -100,7 +106,9 @@ def deploy_rule_set(request: Request, body: DeployRequest,
     service = request.app.state.runtime.service
     try:
         ids = service.deploy(body.source.encode("utf-8"), body.filename, caller.name,
-                             body.report_hash)
+                             body.report_hash,
+                             tests=body.tests.encode("utf-8") if body.tests else None,
+                             reviewer=caller.name)
     except (EngineError, ApiError):
         raise
     except Exception as exc:  # a refusal the service added later (e.g. a test gate)

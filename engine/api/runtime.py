@@ -165,6 +165,14 @@ def open_runtime(config: ServeConfig, *, clock: Clock | None = None,
             db.close()
             raise
     try:
+        if config.deploy_gate and service.deploy_gate is None:
+            # deployments through the API run the rule set's tests first (issue 6's gate);
+            # the service's own calendar is the one its instances will run on
+            from engine.testing.gate import make_gate
+
+            if config.gate_examples < 1:
+                raise ConfigError("gate_examples must be at least 1 (timelines per property)")
+            service.deploy_gate = make_gate(service.calendar, examples=config.gate_examples)
         service.on_transaction(record_signatures(service))
         metrics = Metrics(service)
         holder: list[Any] = []

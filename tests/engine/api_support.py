@@ -46,6 +46,9 @@ class Store:
 
 
 def write_config(store: Store, port: int, **extra: Any) -> Path:
+    """A server's TOML settings.  The deployment gate is off unless a test asks for it
+    (``deploy_gate=True``): most API tests deploy small rule sets that have no tests."""
+    extra.setdefault("deploy_gate", False)
     lines = [f'database_url = "{store.url}"', f'data_dir = "{store.data_dir}"',
              f"port = {port}", f'ledger_origin = "{ORIGIN}"',
              f'ledger_key = "{store.data_dir / "ledger.skey"}"', "sweep_seconds = 0.5",

@@ -29,6 +29,10 @@ def test_config_layers(tmp_path: Path) -> None:
     assert cfg.witnesses == ("a", "b") and cfg.url == "sqlite:///x.db" and not cfg.production
     assert load_config(env={}, data_dir="d").url == "sqlite:///d/jrule.sqlite3"
     assert load_config(env={"JRULE_DATABASE_URL": "postgresql://h/db"}).production
+    gated = load_config(env={})
+    assert gated.deploy_gate and gated.gate_examples == 200
+    ungated = load_config(env={"JRULE_DEPLOY_GATE": "false", "JRULE_GATE_EXAMPLES": "50"})
+    assert not ungated.deploy_gate and ungated.gate_examples == 50
 
 
 @pytest.mark.parametrize(("content", "env", "message"), [
