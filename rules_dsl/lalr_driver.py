@@ -31,6 +31,8 @@ from lark.lexer import BasicLexer, ContextualLexer, PatternStr
 from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
+from rules_dsl.reductions import specialise
+
 __all__ = ["FastParser", "NotParsed"]
 
 _Token = lark.Token
@@ -160,7 +162,7 @@ _SKIP = "jrule_skip"
 class FastParser:
     """Parses with a :class:`lark.Lark` object's own LALR table, lexers and callbacks."""
 
-    def __init__(self, parser: lark.Lark) -> None:
+    def __init__(self, parser: lark.Lark, cache_folder: str | None = None) -> None:
         frontend = parser.parser
         options = parser.options
         if options.parser != "lalr" or options.lexer != "contextual" or options.postlex:
@@ -183,6 +185,7 @@ class FastParser:
 
         # action tables: terminal -> next state (shift) or a reduction tuple
         terminals = {t.name for t in parser.terminals} | {"$END"}
+        fast = specialise(callbacks, options.transformer, cache_folder)
         reductions: dict[Any, tuple[int, str, Callable[[list[Any]], Any] | None]] = {}
         actions: dict[int, dict[str, Any]] = {}
         gotos: dict[int, dict[str, int]] = {}
@@ -195,8 +198,9 @@ class FastParser:
                     if reduction is None:
                         callback = callbacks[arg]
                         size = len(arg.expansion)
-                        reduction = reductions[arg] = (size, arg.origin.name, callback)
-                    if reduction[0] == 1 and type(reduction[2]) is ExpandSingleChild:
+                        reduction = reductions[arg] = (
+                            size, arg.origin.name, fast.get(arg, callback))
+                    if reduction[0] == 1 and type(callbacks[arg]) is ExpandSingleChild:
                         # `?rule: one` passes its one child up as it is
                         acts[symbol] = _Unit(reduction[1])  # one per (state, lookahead)
                     else:

@@ -9,6 +9,7 @@ check in well under a second.  Comments are collected here for the formatter.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -272,8 +273,9 @@ def parse_text_lark(text: str, path: str) -> ParsedText:
 
 @functools.cache
 def _fast_parser() -> FastParser | None:
+    cache = _cache_path()
     try:
-        return FastParser(_parser())
+        return FastParser(_parser(), os.path.dirname(cache) if isinstance(cache, str) else None)
     except Unsupported:  # pragma: no cover - a grammar option the driver does not copy
         return None
 

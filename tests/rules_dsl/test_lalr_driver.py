@@ -155,3 +155,23 @@ def test_mutated_contracts(seed: int, data: st.DataObject) -> None:
 ])
 def test_edge_texts(text: str) -> None:
     assert_agrees(text)
+
+
+def test_every_reduction_is_generated() -> None:
+    """The generated reductions copy to_ast's adapter: if its code changes, they
+    are switched off (and this fails) until they are checked against it again
+    and ``ADAPTER_FINGERPRINT`` is updated."""
+    from rules_dsl.lalr_driver import _Unit
+    from rules_dsl.parse import _fast_parser
+    from rules_dsl.reductions import ADAPTER_FINGERPRINT, adapter_fingerprint
+
+    assert adapter_fingerprint() == ADAPTER_FINGERPRINT
+    fast = _fast_parser()
+    assert fast is not None
+    reductions = {id(a): a for row in fast._actions.values() for a in row.values()
+                  if type(a) is tuple}
+    assert reductions
+    for _size, origin, callback in reductions.values():
+        assert getattr(callback, "__code__", None) is not None, origin
+        assert callback.__code__.co_filename == "<jrule reductions>", origin
+    assert any(type(a) is _Unit for row in fast._actions.values() for a in row.values())
