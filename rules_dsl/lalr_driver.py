@@ -1,23 +1,25 @@
 """A fast LALR(1) driver for the tables Lark builds (stage 1's hot loop).
 
 Lark stays the grammar's authority: the parse table, the contextual lexer's
-per-state terminal sets and regular expressions, the keyword rules and the
+per-state terminal lists, the terminals' patterns and priorities, and the
 reduction callbacks (which build the AST, :mod:`rules_dsl.to_ast`) are all
 taken from the :class:`lark.Lark` object at load time, never written down
 here, so a change to ``jrule.lark`` needs no change to this module.
 
-What this module replaces is only Lark's per-token machinery (``LexerThread``,
+What this module replaces is Lark's per-token machinery (``LexerThread``,
 ``ParserState.feed_token``, ``Token.__new__``, line counting objects): one
-loop that lexes a token with the lexer of the current state, then shifts it
-after any reductions, exactly as Lark's ``ContextualLexer`` and
-``ParserState`` do, in the same order, with the same callbacks, tokens and
-positions.
+loop that lexes a token as the current state's lexer would (the same
+alternation, order and keyword folding, see :class:`_Lexing`), then shifts
+it after any reductions, as Lark's ``ContextualLexer`` and ``ParserState``
+do, in the same order, with the same tokens and positions.  The reductions
+are Lark's callback chains written out per rule (:mod:`rules_dsl.reductions`),
+or Lark's callbacks themselves for any rule that module does not handle.
 
 It has no error reporting of its own: on any input it cannot parse it raises
 :class:`NotParsed` at once, and the caller runs Lark's own parser, whose
 messages, expected-token sets and positions are the diagnostics users see.
 A differential test (``tests/rules_dsl/test_lalr_driver.py``) holds the two
-paths to equal ASTs, spans and comments.
+paths to equal ASTs, spans, comments and diagnostics.
 """
 
 from __future__ import annotations
