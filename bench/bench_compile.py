@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="also cProfile one in-process check (bench/out/profile.txt)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="do not byte-compile the packages first (every run then compiles "
+                         "them from source if PYTHONDONTWRITEBYTECODE is set)")
     args = ap.parse_args(argv)
 
     _setup_path()
@@ -161,12 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"file: {path.relative_to(REPO)}: {n_lines} lines, {len(data):,} bytes, "
           f"{n_contracts} contracts, {n_deadlines} deadlines, {n_guards} guards")
 
-    # (a) end to end, as a user runs it
+    # (a) end to end, as a user runs it: an installed package has its bytecode
+    # compiled (pip does it), so compile it first; with PYTHONDONTWRITEBYTECODE
+    # set (as in some sandboxes) every run would otherwise compile the sources.
+    if not args.no_compile:
+        import compileall
+
+        for package in ("rules_dsl", "contracts_lib"):
+            compileall.compile_dir(str(REPO / package), quiet=1)
+    bytecode = ("compiled first" if not args.no_compile else
+                "not compiled" + (" (PYTHONDONTWRITEBYTECODE is set: every run compiles "
+                                  "the sources)" if os.environ.get("PYTHONDONTWRITEBYTECODE")
+                                  else ""))
+    load_before = os.getloadavg()
     py = sys.executable
     e2e, status = time_subprocess([py, "-m", "rules_dsl.cli", "check", str(path)], args.runs)
     startup, _ = time_subprocess([py, "-c", "pass"], args.runs)
     imports, _ = time_subprocess([py, "-c", "import rules_dsl.commands.check"], args.runs)
     child_rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    load_after = os.getloadavg()
     if status != 0:
         print(f"warning: jrule check exited with {status}: the generated file has errors")
 
@@ -190,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         ("  import rules_dsl.commands.check (start-up + imports)", imports),
         ("in-process check (decode+parse+AST+check)", check_total),
         ("  decode UTF-8", stages["decode"]),
-        ("  parse -> AST (lark LALR, AST built in the reductions)", stages["parse"]),
+        ("  parse -> AST (LALR on Lark's tables, AST built in reductions)", stages["parse"]),
         ("  check (names, types, structure)", stages["check"]),
         ("IR lowering (jrule compile only)", stages["ir"]),
         ("in-process compile (all stages)", stages["total"]),
@@ -203,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<{width}}  {best}   {median}")
     print(f"{'parser set-up (grammar + first parse, once per process)':<{width}}  "
           f"{parser_setup * 1000:8.1f}")
-    print(f"\npeak memory: tracemalloc peak of one in-process check {peak / 2**20:.1f} MiB; "
+    print(f"\nbytecode of rules_dsl and contracts_lib: {bytecode}; load average "
+          f"{load_before[0]:.2f} before and {load_after[0]:.2f} after the subprocess runs "
+          f"({os.cpu_count()} CPUs)")
+    print(f"peak memory: tracemalloc peak of one in-process check {peak / 2**20:.1f} MiB; "
           f"max RSS: jrule check subprocess {child_rss_kb / 1024:.1f} MiB, "
           f"this process {own_rss_kb / 1024:.1f} MiB")
     if ir is not None:

@@ -7,13 +7,16 @@ import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rules_dsl.ast import Span
 from rules_dsl.check import CheckedFile, check_file
 from rules_dsl.diagnostics import Diagnostic, has_errors
 from rules_dsl.scope import ContractScope
 from rules_dsl.syntax import parse_bytes
-from rules_dsl.to_ir import RuleSetIR, from_checked
+
+if TYPE_CHECKING:  # IR lowering is imported by compile only: `jrule check` never loads it
+    from rules_dsl.to_ir import RuleSetIR
 
 __all__ = ["TEST_SUFFIX", "CheckResult", "CompileResult", "check_bytes", "check_path",
            "compile_bytes", "compile_path", "rules_file_of", "tests_file_of"]
@@ -121,6 +124,8 @@ class CompileResult:
 def _compile(result: CheckResult) -> CompileResult:
     if not result.ok or result.checked is None:
         return CompileResult(result, None)
+    from rules_dsl.to_ir import from_checked
+
     with _no_cyclic_gc():
         return CompileResult(result, from_checked(result.checked))
 

@@ -9,6 +9,8 @@ check in well under a second.  Comments are collected here for the formatter.
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +20,11 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from rules_dsl.ast import Comment, SourceFile, Span
 from rules_dsl.diagnostics import Diagnostic
+from rules_dsl.lalr_driver import FastParser, NotParsed, Unsupported
 from rules_dsl.to_ast import build_ast, inline_transformer
 
-__all__ = ["MAX_SOURCE_BYTES", "ParsedText", "decode_source", "parse_text"]
+__all__ = ["MAX_SOURCE_BYTES", "ParsedText", "decode_source", "parse_text", "parse_text_fast",
+           "parse_text_lark"]
 
 #: Sources larger than this are refused (E004) rather than parsed.
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
@@ -238,12 +242,53 @@ def _token_span(token: lark.Token, path: str) -> Span:
 
 
 def parse_text(text: str, path: str) -> ParsedText:
-    """Parse source text into an AST; never raises for any input."""
+    """Parse source text into an AST; never raises for any input.
+
+    The fast driver (:mod:`rules_dsl.lalr_driver`, on Lark's own tables) parses
+    the text; if it stops on a syntax error, Lark's parser runs from the start,
+    so syntax diagnostics are Lark's.
+    """
+    parsed = parse_text_fast(text, path)
+    if parsed is not None:
+        return parsed
+    return parse_text_lark(text, path)
+
+
+def parse_text_fast(text: str, path: str) -> ParsedText | None:
+    """:func:`parse_text` on the fast driver alone; ``None`` where it stops
+    (a syntax error, for which only Lark's parser gives the diagnostic)."""
+    fast = _fast_parser()
+    if fast is None:  # pragma: no cover - a grammar option the driver does not copy
+        return None
+    try:
+        return _parse_with(fast.parse, text, path)
+    except NotParsed:
+        return None
+
+
+def parse_text_lark(text: str, path: str) -> ParsedText:
+    """:func:`parse_text` on Lark's parser alone (the reference for the fast driver)."""
+    return _parse_with(_parser().parse, text, path)
+
+
+@functools.cache
+def _fast_parser() -> FastParser | None:
+    parser = _parser()
+    cache = _cache_path()
+    try:
+        return FastParser(parser, os.path.dirname(cache) if isinstance(cache, str) else None)
+    except Unsupported:  # pragma: no cover - a grammar option the driver does not copy
+        return None
+    except Exception:  # pragma: no cover - Lark's parser still works: never fail a check
+        # (test_lalr_driver.py fails when the fast driver is not in use)
+        return None
+
+
+def _parse_with(parse: Callable[[str], object], text: str, path: str) -> ParsedText:
     sink: list[lark.Token] = []
     reset = _COMMENT_SINK.set(sink)
-    parser = _parser()
     try:
-        source, diagnostics = build_ast(lambda: parser.parse(text), path)
+        source, diagnostics = build_ast(lambda: parse(text), path)
     except UnexpectedInput as exc:
         return ParsedText(None, (), (_syntax_diagnostic(exc, text, path),))
     finally:
