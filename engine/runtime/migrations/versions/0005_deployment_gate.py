@@ -1,7 +1,7 @@
 """contract_versions: the test report a deployment passed, and who reviewed it.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-22
 
 ``report_hash`` (from 0001) is the SHA-256 of the canonical test report; this
