@@ -61,7 +61,8 @@ from engine.state import (
 )
 from engine.values import Value, ValueError_, from_json
 
-__all__ = ["MAX_FIRINGS_PER_STEP", "Fault", "Rejected", "StepResult", "legal_date", "step"]
+__all__ = ["MAX_FIRINGS_PER_STEP", "Fault", "Rejected", "StepResult", "arm_deadlines",
+           "legal_date", "step"]
 
 #: A step that fires more than this many deadlines is stopped as a fault
 #: (a rule set that re-arms a zero-length deadline forever).
@@ -78,12 +79,20 @@ class Rejected(Exception):
 
 
 class Fault(Exception):
-    """A deadline or approval timeout could not be evaluated: needs a person."""
+    """A deadline or approval timeout could not be evaluated: needs a person.
+
+    ``message`` says what went wrong and ``span`` where (the innermost rule
+    position known); :meth:`describe` joins them, naming the span once.
+    """
 
     def __init__(self, message: str, span: str = "") -> None:
         self.span = span
         self.message = message
         super().__init__(message)
+
+    def describe(self) -> str:
+        """``message (at span)``, or the message alone when no span is known."""
+        return f"{self.message} (at {self.span})" if self.span else self.message
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +391,10 @@ class _Work:
                 nominal = last = _nominal(anchor, total, unit)
                 computation = _Nominal(anchor, total, unit, nominal)
                 provisional = True
-        except (RuntimeFault, ValueError) as exc:
+        except RuntimeFault as exc:
+            raise RuntimeFault(f"deadline `{d.name}` cannot be computed: {exc.message}",
+                               exc.span or d.span) from exc
+        except ValueError as exc:
             raise RuntimeFault(f"deadline `{d.name}` cannot be computed: {exc}", d.span) from exc
         # A reminder ("N days before X") is due at the start of its day; every other
         # period has run out at 24:00 of its last day.
@@ -622,7 +634,7 @@ class _Work:
         try:
             d.body(frame)  # a goto ends the rule: frame.goto
         except RuntimeFault as exc:
-            raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+            raise Fault(f"deadline `{d.name}`: {exc.message}", exc.span or d.span) from exc
         late = until - now if until > now else None
         try:
             self.apply(frame, "deadline", d.name, d.span, d.cite, now, None, late)
@@ -633,7 +645,7 @@ class _Work:
                     last = self.explanations[-1]
                     self.explanations[-1] = _with_armed(last, note)
         except RuntimeFault as exc:
-            raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+            raise Fault(f"deadline `{d.name}`: {exc.message}", exc.span or d.span) from exc
 
     def fire_approval_timeout(self, approval: PendingApproval, until: dt.datetime) -> None:
         self.approvals.remove(approval)
@@ -648,7 +660,8 @@ class _Work:
                        cite=approval.cite, at=now, late_by=until - now if until > now else None,
                        event=approval.event)
         except RuntimeFault as exc:
-            raise Fault(f"approval {approval.id} timeout: {exc}", exc.span or site.span) from exc
+            raise Fault(f"approval {approval.id} timeout: {exc.message}",
+                        exc.span or site.span) from exc
 
 
 def _vars_after(names: tuple[str, ...], old: tuple[tuple[str, Value], ...],
@@ -911,7 +924,7 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
     try:
         d.body(frame)  # a goto ends the rule: frame.goto
     except RuntimeFault as exc:
-        raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+        raise Fault(f"deadline `{d.name}`: {exc.message}", exc.span or d.span) from exc
     late = at - now if at > now else None
     seq = state.seq + 1
     changes: list[tuple[str, Value, Value]] = []
@@ -951,7 +964,7 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
                 if note is not None:
                     work.explanations[-1] = _with_armed(work.explanations[-1], note)
         except RuntimeFault as exc:
-            raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+            raise Fault(f"deadline `{d.name}`: {exc.message}", exc.span or d.span) from exc
         work.fire_due(at)  # what else falls due by now (a deadline armed in the past)
         return _make_result(work.finish(program.contract_id, work.calendar_version),
                             tuple(work.effects), tuple(work.explanations))
@@ -1015,6 +1028,34 @@ def _decision(work: _Work, program: Program, inp: Decision) -> None:
                    detail=f"{status}: {inp.reason}" if inp.reason else status, pre_actions=pre)
     except RuntimeFault as exc:
         raise Rejected("runtime_fault", str(exc)) from exc
+
+
+def arm_deadlines(program: Program, calendar: Calendar, state: InstanceState,
+                  names: Sequence[str], today: dt.date,
+                  now: dt.datetime) -> tuple[InstanceState, tuple[DeadlineNote | None, ...]]:
+    """Arm the deadlines ``names`` of ``program`` on ``state``, as entering its state does.
+
+    Each is computed exactly as :func:`step` computes it when the instance
+    enters its state on ``today`` (legal day) at ``now``: the same anchor,
+    period arithmetic, calendar extension and due instant.  Returns the state
+    with the new timers appended after the existing ones (in the order of
+    ``names``; not re-sorted) and their last days remembered, and one note per
+    name saying how its date was computed (``None``: nothing to arm, e.g. a
+    repetition past its limit).  Used by the runtime to re-arm deadlines when
+    a running instance moves to another contract version
+    (:mod:`engine.runtime.carry`).  Pure; raises
+    :class:`~engine.program.RuntimeFault` (naming the deadline) when one
+    cannot be computed, and ``KeyError`` for a name ``program`` lacks.
+    """
+    work = _Work(program, calendar, state)
+    frame = work.frame(today, now)
+    frame.entering = today
+    notes = tuple(work.arm(program.deadline_by_name[name], frame) for name in names)
+    new = _make_state(
+        state.instance_id, state.contract_id, state.calendar_version, state.state, state.seq,
+        state.clock, state.terms, state.vars, tuple(work.timers), state.approvals,
+        state.event_dates, state.event_payloads, tuple(sorted(work.deadline_days.items())))
+    return new, notes
 
 
 def step(program: Program, calendar: Calendar, state: InstanceState | None,

@@ -59,6 +59,8 @@ class RuntimeFault(Exception):
 
     def __init__(self, message: str, span: str = "") -> None:
         self.span = span
+        #: what went wrong, without the span (``str()`` adds it once)
+        self.message = message
         super().__init__(f"{message} (at {span})" if span else message)
 
 

@@ -508,8 +508,7 @@ class EngineService:
             log.info("refused %s for %s: %s", type(inp).__name__, work.id, r)
             return Outcome.refused(work.id, r.code, r.message)
         except Fault as f:
-            message = f"{f.message} (at {f.span})" if f.span and f.span not in f.message \
-                else f.message
+            message = f.describe()
             unit.fault(work, message)
             log.warning("instance %s faulted: %s", work.id, message)
             return Outcome.refused(work.id, "deadline_fault",
