@@ -63,7 +63,6 @@ from engine.runtime.unit import (
     InstanceWork,
     StaleInstance,
     Unit,
-    live_timer_keys,
 )
 from engine.state import (
     Create,
@@ -488,11 +487,6 @@ class EngineService:
                 calendar=self.calendar_for(r.calendar_version),
                 program=self.program(r.contract_id, conn), status=r.status,
                 state=states[r.id], state_hash=r.state_hash, orig_seq=r.seq)
-        for work in works.values():
-            # the live timer rows mirror the state (every write keeps them so, in the
-            # same transaction): they are found by their key, not read
-            assert work.state is not None
-            work.pending = dict.fromkeys(live_timer_keys(work.state))
         return works
 
     # --- one input ---------------------------------------------------------------
