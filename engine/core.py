@@ -149,7 +149,32 @@ def _zone(name: str) -> ZoneInfo:
 
 def legal_date(instant: dt.datetime, calendar: Calendar) -> dt.date:
     """The court-local calendar day an instant falls on."""
-    return instant.astimezone(_zone(calendar.timezone)).date()
+    return _local_day(instant, calendar.timezone)
+
+
+#: time zone -> (start, end, day): the UTC instants [start, end) of the local day
+#: looked up last, remembered only for a day of exactly 24 hours with one UTC offset
+#: (no clock change in it), where every instant in between falls on that day
+_DAY_SLOT: dict[str, tuple[dt.datetime, dt.datetime, dt.date]] = {}
+_DAY = dt.timedelta(days=1)
+
+
+def _local_day(instant: dt.datetime, timezone: str) -> dt.date:
+    """``instant.astimezone(zone).date()``; consecutive inputs mostly fall on one day,
+    and a comparison with the day's bounds is cheaper than a zone conversion."""
+    slot = _DAY_SLOT.get(timezone)
+    if slot is not None and slot[0] <= instant < slot[1]:
+        return slot[2]
+    zone = _zone(timezone)
+    day = instant.astimezone(zone).date()
+    start, end = _start_of_day_in(day, timezone), _end_of_day_in(day, timezone)
+    if end - start == _DAY and start.astimezone(zone).utcoffset() == \
+            (end - _TICK).astimezone(zone).utcoffset():
+        _DAY_SLOT[timezone] = (start, end, day)
+    return day
+
+
+_TICK = dt.timedelta(microseconds=1)
 
 
 # Pure functions of immutable arguments, cached: a deadline's day and instant depend
@@ -809,7 +834,7 @@ def _plain_event(program: Program, calendar: Calendar, state: InstanceState, inp
     frame = _new_object(Frame)  # as _frame() makes it
     frame.terms = dict(state.terms)
     frame.vars = dict(state.vars)
-    frame.today = at.astimezone(_zone(calendar.timezone)).date()
+    frame.today = _local_day(at, calendar.timezone)
     frame.now = at
     frame.calendar = calendar
     frame.payload = payload
@@ -910,7 +935,7 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
     frame = _new_object(Frame)  # as _Work.frame() makes it
     frame.terms = dict(state.terms)
     frame.vars = dict(state.vars)
-    frame.today = now.astimezone(_zone(calendar.timezone)).date()
+    frame.today = _local_day(now, calendar.timezone)
     frame.now = now
     frame.calendar = calendar
     frame.payload = {}

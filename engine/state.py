@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from contracts_lib.money import Money
+from engine._fast import positional
 from engine.values import Value, from_json, to_json
 
 __all__ = [
@@ -170,6 +171,11 @@ class ApprovalEffect:
 
 
 Effect = ActionEffect | ApprovalEffect
+
+
+# Positional constructors (all fields, in declaration order): see engine/_fast.py.
+_make_state = positional(InstanceState)
+_make_timer = positional(Timer)
 
 
 # --- canonical encoding -----------------------------------------------------------
@@ -420,25 +426,29 @@ def state_from_json(data: Mapping[str, Any], program: Any) -> InstanceState:
         kinds = {p.name: p.type for p in spec.params}
         return pairs(raw, kinds, "args")
 
-    return InstanceState(
-        instance_id=data["instance"],
-        contract_id=data["contract"],
-        calendar_version=data["calendar"],
-        state=data["state"],
-        seq=data["seq"],
-        clock=_parse_instant(data["clock"]),  # type: ignore[arg-type]
-        terms=pairs(data["terms"], term_types, "terms"),
-        vars=pairs(data["vars"], var_types, "vars"),
-        timers=tuple(
-            Timer(
+    terms = pairs(data["terms"], term_types, "terms")
+    # the stored text of the terms is their canonical encoding: remember it for
+    # canonical_state (the terms never change; re-encoding them would give the same)
+    _part(terms, lambda _: _json(data["terms"]))
+    return _make_state(
+        data["instance"],
+        data["contract"],
+        data["calendar"],
+        data["state"],
+        data["seq"],
+        _parse_instant(data["clock"]),
+        terms,
+        pairs(data["vars"], var_types, "vars"),
+        tuple([
+            _make_timer(
                 t["deadline"], t["index"], t["priority"], _parse_day(t["anchor"]),
                 t["occurrence"], _parse_day(t["nominal_last_day"]), _parse_day(t["last_day"]),
                 _parse_instant(t["due_at"]), _parse_day(t["suspended_on"]), t["remaining"],
                 t["provisional"],
             )
             for t in data["timers"]
-        ),
-        approvals=tuple(
+        ]),
+        tuple(
             PendingApproval(
                 a["id"], a["site"], a["action"], args(a["action"], a["args"]), a["role"],
                 a["waiting_state"], _parse_day(a["requested_on"]),  # type: ignore[arg-type]
@@ -447,9 +457,9 @@ def state_from_json(data: Mapping[str, Any], program: Any) -> InstanceState:
             )
             for a in data["approvals"]
         ),
-        event_dates=tuple((e, _parse_day(d)) for e, d in data["event_dates"]),  # type: ignore[misc]
-        event_payloads=tuple((e, payload(e, p)) for e, p in data["event_payloads"]),
-        deadline_days=tuple((n, _parse_day(d)) for n, d in data["deadline_days"]),  # type: ignore[misc]
+        tuple([(e, _parse_day(d)) for e, d in data["event_dates"]]),
+        tuple([(e, payload(e, p)) for e, p in data["event_payloads"]]),
+        tuple([(n, _parse_day(d)) for n, d in data["deadline_days"]]),
     )
 
 

@@ -136,7 +136,7 @@ def instance_status(program: Program, state: InstanceState) -> str:
     return "active"
 
 
-@dataclass
+@dataclass(slots=True)
 class InstanceWork:
     """One instance as the current transaction sees it (updated input by input)."""
 
@@ -196,15 +196,18 @@ class Unit:
         doc = canonical_state_text(new)
         digest = hashlib.sha256(doc.encode("utf-8")).hexdigest()
         status = "faulted" if work.status == "faulted" else instance_status(work.program, new)
+        effects = result.effects
+        args = {id(e): e.args_json() for e in effects if isinstance(e, ActionEffect)}
         outcome = Outcome(
             accepted=True, instance_id=work.id, seq=new.seq, state=new.state, status=status,
             at=iso(at), contract=new.contract_id,
-            explanations=tuple(e.to_json() for e in result.explanations),
-            actions=tuple({"key": e.key, "action": e.action, "args": e.args_json()}
-                          for e in result.effects if isinstance(e, ActionEffect)),
-            approvals=tuple({"id": e.approval_id, "status": e.status, "action": e.action,
-                             "role": e.role, "reason": e.reason}
-                            for e in result.effects if isinstance(e, ApprovalEffect)),
+            explanations=tuple([e.to_json() for e in result.explanations]),
+            actions=tuple([{"key": e.key, "action": e.action, "args": args[id(e)]}
+                           for e in effects if isinstance(e, ActionEffect)]) if effects else (),
+            approvals=tuple([{"id": e.approval_id, "status": e.status, "action": e.action,
+                              "role": e.role, "reason": e.reason}
+                             for e in effects if isinstance(e, ApprovalEffect)])
+            if effects else (),
             extra=extra or {},
         )
         self.inputs.append({
@@ -219,7 +222,7 @@ class Unit:
             if isinstance(effect, ActionEffect):
                 self.outbox.append({
                     "key": effect.key, "instance_id": work.id, "action": effect.action,
-                    "args": canonical_json(effect.args_json()), "cite": effect.cite,
+                    "args": canonical_json(args[id(effect)]), "cite": effect.cite,
                     "rule_span": effect.span, "status": "pending", "attempts": 0,
                     "next_attempt_at": self.now, "created_at": self.now,
                 })

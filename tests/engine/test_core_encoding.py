@@ -11,11 +11,13 @@ reference (the renderer as it was before it was merged).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from core_helpers import CAL
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_core_properties import timelines
 
 from engine.core import Fault, Rejected, step
@@ -30,6 +32,7 @@ from engine.state import (
     canonical_state_text,
     input_to_json,
     reference_canonical_state,
+    state_from_json,
 )
 from engine.values import to_json
 
@@ -128,6 +131,10 @@ def test_direct_encodings_equal_their_definitions(
         for _ in range(2):
             assert canonical_state(state) == reference_canonical_state(state)
             assert canonical_state_text(state).encode("utf-8") == canonical_state(state)
+        # decoded from its stored text (which seeds the terms' encoding), the same bytes
+        stored = canonical_state(state)
+        decoded = state_from_json(json.loads(stored), program)
+        assert decoded == state and canonical_state(decoded) == stored
         try:
             result = step(program, CAL, state, inp)
         except (Rejected, Fault):
@@ -146,3 +153,29 @@ def test_a_late_firing_and_period_words_render_as_defined() -> None:
                     disarmed=("x", "y"), lapsed=("a1",), zone="Asia/Shanghai")
     check_explanation(e)
     assert "fired 2 d 5 min late" in e.text("en") and "迟延2天5分钟触发" in e.text("zh")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["Asia/Shanghai", "America/New_York", "Europe/London",
+                        "Australia/Lord_Howe", "America/Santiago", "UTC"]),
+       st.lists(st.integers(0, 3 * 365 * 24 * 60), min_size=1, max_size=40))
+def test_the_remembered_local_day_is_the_zone_conversion(zone: str, minutes: list[int]) -> None:
+    from engine.core import _local_day
+
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    for m in sorted(minutes) + minutes:  # in order (the slot hits), then shuffled
+        for instant in (base + dt.timedelta(minutes=m),
+                        base + dt.timedelta(minutes=m, seconds=59, microseconds=999_999)):
+            assert _local_day(instant, zone) == instant.astimezone(ZoneInfo(zone)).date()
+
+
+def test_the_remembered_local_day_across_clock_changes() -> None:
+    from engine.core import _local_day
+
+    for zone, day in (("America/New_York", "2025-03-08"), ("America/New_York", "2025-11-01"),
+                      ("Europe/London", "2025-03-29"), ("America/Santiago", "2025-04-04"),
+                      ("America/Santiago", "2025-09-05"), ("Australia/Lord_Howe", "2025-04-05")):
+        t = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+        for _ in range(4 * 24 * 12):  # three days and more, every 5 minutes
+            assert _local_day(t, zone) == t.astimezone(ZoneInfo(zone)).date(), (zone, t)
+            t += dt.timedelta(minutes=5)
