@@ -12,6 +12,7 @@ and each input's rows are exactly the rows it would have written alone.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from engine.runtime.models import (
     Migration,
     Outbox,
     TimerRow,
+    UTCDateTime,
 )
 from engine.runtime.results import Outcome, canonical_json, compact_json, iso
 from engine.state import (
@@ -84,6 +86,24 @@ _UPDATE_INSTANCES = update(T_INSTANCES).where(
 _PLANS: dict[tuple[int, str, tuple[str, ...]], tuple[str, list[tuple[str, Any]]] | None] = {}
 
 
+def _bind_processor(type_: Any, dialect: Any) -> Any:
+    if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
+        return sqlite_instant
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
+@functools.lru_cache(maxsize=4096)
+def sqlite_instant(value: dt.datetime | None) -> str | None:
+    """What :class:`UTCDateTime` stores on SQLite for ``value`` (SQLAlchemy's own
+    processors give the same text: UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``), cached:
+    the rows of one transaction share a few instants (now, the due instant)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; use UTC instants")
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def executemany(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int:
     """``conn.execute(stmt, rows)`` for many rows; returns the rows changed.
 
@@ -105,9 +125,8 @@ def executemany(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> 
             compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
             names = list(compiled.positiontup or ())
             if names and all(n in keys for n in names):
-                plan = (compiled.string, [
-                    (n, compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect))
-                    for n in names])
+                plan = (compiled.string, [(n, _bind_processor(compiled.binds[n].type, dialect))
+                                          for n in names])
         _PLANS[plan_key] = plan
     if plan is None:
         return int(conn.execute(stmt, list(rows)).rowcount)
