@@ -152,6 +152,26 @@ def legal_date(instant: dt.datetime, calendar: Calendar) -> dt.date:
     return _local_day(instant, calendar.timezone)
 
 
+#: id(terms tuple) -> (the tuple, its dict): see terms_mapping
+_TERMS: dict[int, tuple[tuple[tuple[str, Value], ...], dict[str, Value]]] = {}
+_TERMS_MAX = 16384
+
+
+def terms_mapping(terms: tuple[tuple[str, Value], ...]) -> dict[str, Value]:
+    """The terms of a state as a mapping: one dict per terms tuple, shared by every
+    step of the instance (terms never change, and nothing writes the dict), so
+    values of the terms alone can be remembered per instance
+    (:func:`engine.program._by_terms`)."""
+    hit = _TERMS.get(id(terms))
+    if hit is not None and hit[0] is terms:
+        return hit[1]
+    mapping = dict(terms)
+    if len(_TERMS) >= _TERMS_MAX:
+        _TERMS.clear()
+    _TERMS[id(terms)] = (terms, mapping)
+    return mapping
+
+
 #: time zone -> (start, end, day): the UTC instants [start, end) of the local day
 #: looked up last, remembered only for a day of exactly 24 hours with one UTC offset
 #: (no clock change in it), where every instant in between falls on that day
@@ -284,7 +304,7 @@ class _Work:
         self.state = state.state
         self.seq = state.seq + 1
         self.clock = state.clock
-        self.terms: dict[str, Value] = dict(state.terms)
+        self.terms: dict[str, Value] = terms_mapping(state.terms)
         self.vars: dict[str, Value] = dict(state.vars)
         self.timers: list[Timer] = list(state.timers)
         self.approvals: list[PendingApproval] = list(state.approvals) if state.approvals else []
@@ -832,7 +852,7 @@ def _plain_event(program: Program, calendar: Calendar, state: InstanceState, inp
     at = inp.at
     current = state.state
     frame = _new_object(Frame)  # as _frame() makes it
-    frame.terms = dict(state.terms)
+    frame.terms = terms_mapping(state.terms)
     frame.vars = dict(state.vars)
     frame.today = _local_day(at, calendar.timezone)
     frame.now = at
@@ -933,7 +953,7 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
     now = timer.due_at
     assert now is not None
     frame = _new_object(Frame)  # as _Work.frame() makes it
-    frame.terms = dict(state.terms)
+    frame.terms = terms_mapping(state.terms)
     frame.vars = dict(state.vars)
     frame.today = _local_day(now, calendar.timezone)
     frame.now = now
