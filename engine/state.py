@@ -182,7 +182,20 @@ _make_timer = positional(Timer)
 
 
 def _instant(t: dt.datetime | None) -> str | None:
-    return None if t is None else t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if t is None:
+        return None
+    text = _INSTANTS.get(t)
+    if text is None:
+        text = t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        if len(_INSTANTS) >= 4096:
+            _INSTANTS.clear()
+        _INSTANTS[t] = text
+    return text
+
+
+#: instant -> its text (equal instants have one UTC text, whatever their zone object);
+#: the inputs of a group commit, and a state's clock and its input, share instants
+_INSTANTS: dict[dt.datetime, str] = {}
 
 
 def _day(d: dt.date | None) -> str | None:
@@ -271,7 +284,8 @@ def reference_canonical_state(s: InstanceState) -> bytes:
 
 # --- the direct encoder behind canonical_state ----------------------------------------
 
-_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                         check_circular=False).encode  # our data are trees
 _text = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept (C)
 
 #: id(part) -> (part, its JSON text).  Holding the part keeps its id from being
@@ -480,7 +494,7 @@ def input_to_json(i: Input) -> dict[str, object]:
 
 
 _canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                                   allow_nan=False).encode
+                                   allow_nan=False, check_circular=False).encode
 
 
 def canonical_input(i: Input) -> str:
