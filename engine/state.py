@@ -331,7 +331,13 @@ def _pairs_text(items: tuple[tuple[str, Value], ...]) -> str:
 
 def _vars_text(items: tuple[tuple[str, Value], ...]) -> str:
     # a step keeps the pair of every variable it did not set: those are hits
-    return "[" + ",".join([_part(p, _pair_text) for p in items]) + "]"
+    # (_part, inlined: this runs for every variable of every step)
+    get = _PARTS.get
+    texts = []
+    for p in items:
+        hit = get(id(p))
+        texts.append(hit[1] if hit is not None and hit[0] is p else _part(p, _pair_text))
+    return "[" + ",".join(texts) + "]"
 
 
 def _day_text(d: dt.date | None) -> str:
