@@ -317,7 +317,7 @@ def _value_text(v: Value) -> str:
     if t is int:
         return int.__repr__(v)
     if t is dt.date:
-        return '"' + v.isoformat() + '"'
+        return '"' + dt.date.isoformat(v) + '"'
     return _json(to_json(v))
 
 

@@ -118,8 +118,7 @@ def executemany(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> 
     dialect = conn.dialect
     keys = tuple(rows[0])
     plan_key = (id(stmt), dialect.name, keys)
-    plan = _PLANS.get(plan_key, False)
-    if plan is False:
+    if plan_key not in _PLANS:
         plan = None
         if dialect.paramstyle == "qmark":
             compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
@@ -128,11 +127,12 @@ def executemany(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> 
                 plan = (compiled.string, [(n, _bind_processor(compiled.binds[n].type, dialect))
                                           for n in names])
         _PLANS[plan_key] = plan
+    plan = _PLANS[plan_key]
     if plan is None:
         return int(conn.execute(stmt, list(rows)).rowcount)
     sql, binds = plan
     params = [tuple([row[n] if p is None else p(row[n]) for n, p in binds]) for row in rows]
-    return int(conn.exec_driver_sql(sql, params).rowcount)  # type: ignore[arg-type]
+    return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
 class StaleInstance(Exception):
