@@ -292,7 +292,7 @@ _text = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept 
 #: reused while the entry exists; a hit is checked by identity.  Parts are
 #: immutable (tuples of frozen values), so their text never changes.
 _PARTS: dict[int, tuple[object, str]] = {}
-_PARTS_MAX = 200_000
+_PARTS_MAX = 100_000  # ~420 bytes an entry: about 40 MB at most
 
 
 def _part(obj: Any, encode: Any) -> str:
