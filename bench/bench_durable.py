@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
+import gc
 import os
 import pstats
 import random
@@ -217,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="cProfile the largest SQLite group -> bench/out/durable_profile.txt")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="gc.freeze() after setting up (what a long-running server process "
+                         "can do after start-up): the cyclic collector then skips the "
+                         "objects alive before the run")
     args = ap.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     w = workload(args.instances, args.events, args.seed)
@@ -244,7 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                         prof = cProfile.Profile() if profile else None
                         if prof:
                             prof.enable()
-                        seconds = run(svc, w, batch)
+                        if args.gc_freeze:
+                            gc.collect()
+                            gc.freeze()
+                        try:
+                            seconds = run(svc, w, batch)
+                        finally:
+                            if args.gc_freeze:
+                                gc.unfreeze()
                         if prof:
                             prof.disable()
                             OUT.mkdir(exist_ok=True)
