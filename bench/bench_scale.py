@@ -200,12 +200,14 @@ def fire(path: Path, days: int) -> dict[str, object]:
     commits: list[dt.datetime] = []
     event.listen(svc.db.engine, "commit", lambda _conn: commits.append(clock.now()))
     sched = EngineScheduler(svc, sweep_seconds=1.0)
+    cpu0 = time.process_time()
     sched.start()
     end = START + dt.timedelta(days=days)
     while clock.now() < end:
         time.sleep(0.1)
     time.sleep(1.5)  # let the last instant's firings finish
     sched.shutdown()
+    cpu = time.process_time() - cpu0
     now = clock.now()
     conn = sqlite3.connect(path)
     cutoff = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -240,7 +242,7 @@ def fire(path: Path, days: int) -> dict[str, object]:
             "p50": statistics.median(late) if late else None,
             "p99": late[int(0.99 * (len(late) - 1))] if late else None,
             "max": late[-1] if late else None, "replays": replays, "runs": sched.runs,
-            "rss_mb": rss}
+            "rss_mb": rss, "cpu_ms_per_firing": 1000 * cpu / max(1, len(late))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"store: {built['timers']:,} pending deadlines of {built['instances']:,} "
                   f"instances built in {time.perf_counter() - t:,.0f} s; "
                   f"{path.stat().st_size / 2**20:,.0f} MB")
+        print(f"load average {os.getloadavg()[0]:.1f} before start-up and firing")
         s = startup(path)
         print(f"start-up: {s['ready']:.2f} s to ready (open + schema check "
               f"{s['open']:.2f} s, scheduler + next_due), imports {s['imports']:.2f} s, "
@@ -280,11 +283,12 @@ def main(argv: list[str] | None = None) -> int:
                               str(args.days)], capture_output=True, text=True, check=True).stdout
         f = json.loads(out.strip().splitlines()[-1])
         rss = max(f["rss_mb"], s["rss_mb"])
+        print(f"load average {os.getloadavg()[0]:.1f} after firing")
         print(f"firing: {f['fired']:,} deadlines fired ({f['max_per_instant']:,} at one instant"
               f" at most, one instant per real second), {f['missed']} missed, "
               f"{f['still_pending']:,} still pending (not yet due); lateness p50 "
               f"{f['p50']:.3f} s, p99 {f['p99']:.3f} s, max {f['max']:.3f} s; clones replay: "
-              f"{f['replays']}")
+              f"{f['replays']}; engine CPU {f['cpu_ms_per_firing']:.2f} ms per firing")
         print(f"memory: peak RSS of the engine process {f['rss_mb']:.0f} MB while firing "
               f"(start-up process {s['rss_mb']:.0f} MB)")
         checks = {"start-up < 2 s": s["ready"] < 2.0,

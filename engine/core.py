@@ -61,7 +61,8 @@ from engine.state import (
 )
 from engine.values import Value, ValueError_, from_json
 
-__all__ = ["MAX_FIRINGS_PER_STEP", "Fault", "Rejected", "StepResult", "legal_date", "step"]
+__all__ = ["MAX_FIRINGS_PER_STEP", "Fault", "Rejected", "StepResult", "arm_deadlines",
+           "legal_date", "step"]
 
 #: A step that fires more than this many deadlines is stopped as a fault
 #: (a rule set that re-arms a zero-length deadline forever).
@@ -78,12 +79,20 @@ class Rejected(Exception):
 
 
 class Fault(Exception):
-    """A deadline or approval timeout could not be evaluated: needs a person."""
+    """A deadline or approval timeout could not be evaluated: needs a person.
+
+    ``message`` says what went wrong and ``span`` where (the innermost rule
+    position known); :meth:`describe` joins them, naming the span once.
+    """
 
     def __init__(self, message: str, span: str = "") -> None:
         self.span = span
         self.message = message
         super().__init__(message)
+
+    def describe(self) -> str:
+        """``message (at span)``, or the message alone when no span is known."""
+        return f"{self.message} (at {self.span})" if self.span else self.message
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +149,52 @@ def _zone(name: str) -> ZoneInfo:
 
 def legal_date(instant: dt.datetime, calendar: Calendar) -> dt.date:
     """The court-local calendar day an instant falls on."""
-    return instant.astimezone(_zone(calendar.timezone)).date()
+    return _local_day(instant, calendar.timezone)
+
+
+#: id(terms tuple) -> (the tuple, its dict): see terms_mapping
+_TERMS: dict[int, tuple[tuple[tuple[str, Value], ...], dict[str, Value]]] = {}
+_TERMS_MAX = 16384
+
+
+def terms_mapping(terms: tuple[tuple[str, Value], ...]) -> dict[str, Value]:
+    """The terms of a state as a mapping: one dict per terms tuple, shared by every
+    step of the instance (terms never change, and nothing writes the dict), so
+    values of the terms alone can be remembered per instance
+    (:func:`engine.program._by_terms`)."""
+    hit = _TERMS.get(id(terms))
+    if hit is not None and hit[0] is terms:
+        return hit[1]
+    mapping = dict(terms)
+    if len(_TERMS) >= _TERMS_MAX:
+        _TERMS.clear()
+    _TERMS[id(terms)] = (terms, mapping)
+    return mapping
+
+
+#: time zone -> (start, end, day): the UTC instants [start, end) of the local day
+#: looked up last, remembered only for a day of exactly 24 hours with one UTC offset
+#: (no clock change in it), where every instant in between falls on that day
+_DAY_SLOT: dict[str, tuple[dt.datetime, dt.datetime, dt.date]] = {}
+_DAY = dt.timedelta(days=1)
+
+
+def _local_day(instant: dt.datetime, timezone: str) -> dt.date:
+    """``instant.astimezone(zone).date()``; consecutive inputs mostly fall on one day,
+    and a comparison with the day's bounds is cheaper than a zone conversion."""
+    slot = _DAY_SLOT.get(timezone)
+    if slot is not None and slot[0] <= instant < slot[1]:
+        return slot[2]
+    zone = _zone(timezone)
+    day = instant.astimezone(zone).date()
+    start, end = _start_of_day_in(day, timezone), _end_of_day_in(day, timezone)
+    if end - start == _DAY and start.astimezone(zone).utcoffset() == \
+            (end - _TICK).astimezone(zone).utcoffset():
+        _DAY_SLOT[timezone] = (start, end, day)
+    return day
+
+
+_TICK = dt.timedelta(microseconds=1)
 
 
 # Pure functions of immutable arguments, cached: a deadline's day and instant depend
@@ -250,7 +304,7 @@ class _Work:
         self.state = state.state
         self.seq = state.seq + 1
         self.clock = state.clock
-        self.terms: dict[str, Value] = dict(state.terms)
+        self.terms: dict[str, Value] = terms_mapping(state.terms)
         self.vars: dict[str, Value] = dict(state.vars)
         self.timers: list[Timer] = list(state.timers)
         self.approvals: list[PendingApproval] = list(state.approvals) if state.approvals else []
@@ -382,7 +436,10 @@ class _Work:
                 nominal = last = _nominal(anchor, total, unit)
                 computation = _Nominal(anchor, total, unit, nominal)
                 provisional = True
-        except (RuntimeFault, ValueError) as exc:
+        except RuntimeFault as exc:
+            raise RuntimeFault(f"deadline `{d.name}` cannot be computed: {exc.message}",
+                               exc.span or d.span) from exc
+        except ValueError as exc:
             raise RuntimeFault(f"deadline `{d.name}` cannot be computed: {exc}", d.span) from exc
         # A reminder ("N days before X") is due at the start of its day; every other
         # period has run out at 24:00 of its last day.
@@ -622,7 +679,7 @@ class _Work:
         try:
             d.body(frame)  # a goto ends the rule: frame.goto
         except RuntimeFault as exc:
-            raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+            raise Fault(f"deadline `{d.name}`: {exc.message}", exc.span or d.span) from exc
         late = until - now if until > now else None
         try:
             self.apply(frame, "deadline", d.name, d.span, d.cite, now, None, late)
@@ -633,7 +690,7 @@ class _Work:
                     last = self.explanations[-1]
                     self.explanations[-1] = _with_armed(last, note)
         except RuntimeFault as exc:
-            raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+            raise Fault(f"deadline `{d.name}`: {exc.message}", exc.span or d.span) from exc
 
     def fire_approval_timeout(self, approval: PendingApproval, until: dt.datetime) -> None:
         self.approvals.remove(approval)
@@ -648,7 +705,8 @@ class _Work:
                        cite=approval.cite, at=now, late_by=until - now if until > now else None,
                        event=approval.event)
         except RuntimeFault as exc:
-            raise Fault(f"approval {approval.id} timeout: {exc}", exc.span or site.span) from exc
+            raise Fault(f"approval {approval.id} timeout: {exc.message}",
+                        exc.span or site.span) from exc
 
 
 def _vars_after(names: tuple[str, ...], old: tuple[tuple[str, Value], ...],
@@ -794,9 +852,9 @@ def _plain_event(program: Program, calendar: Calendar, state: InstanceState, inp
     at = inp.at
     current = state.state
     frame = _new_object(Frame)  # as _frame() makes it
-    frame.terms = dict(state.terms)
+    frame.terms = terms_mapping(state.terms)
     frame.vars = dict(state.vars)
-    frame.today = at.astimezone(_zone(calendar.timezone)).date()
+    frame.today = _local_day(at, calendar.timezone)
     frame.now = at
     frame.calendar = calendar
     frame.payload = payload
@@ -895,9 +953,9 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
     now = timer.due_at
     assert now is not None
     frame = _new_object(Frame)  # as _Work.frame() makes it
-    frame.terms = dict(state.terms)
+    frame.terms = terms_mapping(state.terms)
     frame.vars = dict(state.vars)
-    frame.today = now.astimezone(_zone(calendar.timezone)).date()
+    frame.today = _local_day(now, calendar.timezone)
     frame.now = now
     frame.calendar = calendar
     frame.payload = {}
@@ -911,7 +969,7 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
     try:
         d.body(frame)  # a goto ends the rule: frame.goto
     except RuntimeFault as exc:
-        raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+        raise Fault(f"deadline `{d.name}`: {exc.message}", exc.span or d.span) from exc
     late = at - now if at > now else None
     seq = state.seq + 1
     changes: list[tuple[str, Value, Value]] = []
@@ -951,7 +1009,7 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
                 if note is not None:
                     work.explanations[-1] = _with_armed(work.explanations[-1], note)
         except RuntimeFault as exc:
-            raise Fault(f"deadline `{d.name}`: {exc}", exc.span or d.span) from exc
+            raise Fault(f"deadline `{d.name}`: {exc.message}", exc.span or d.span) from exc
         work.fire_due(at)  # what else falls due by now (a deadline armed in the past)
         return _make_result(work.finish(program.contract_id, work.calendar_version),
                             tuple(work.effects), tuple(work.explanations))
@@ -1015,6 +1073,34 @@ def _decision(work: _Work, program: Program, inp: Decision) -> None:
                    detail=f"{status}: {inp.reason}" if inp.reason else status, pre_actions=pre)
     except RuntimeFault as exc:
         raise Rejected("runtime_fault", str(exc)) from exc
+
+
+def arm_deadlines(program: Program, calendar: Calendar, state: InstanceState,
+                  names: Sequence[str], today: dt.date,
+                  now: dt.datetime) -> tuple[InstanceState, tuple[DeadlineNote | None, ...]]:
+    """Arm the deadlines ``names`` of ``program`` on ``state``, as entering its state does.
+
+    Each is computed exactly as :func:`step` computes it when the instance
+    enters its state on ``today`` (legal day) at ``now``: the same anchor,
+    period arithmetic, calendar extension and due instant.  Returns the state
+    with the new timers appended after the existing ones (in the order of
+    ``names``; not re-sorted) and their last days remembered, and one note per
+    name saying how its date was computed (``None``: nothing to arm, e.g. a
+    repetition past its limit).  Used by the runtime to re-arm deadlines when
+    a running instance moves to another contract version
+    (:mod:`engine.runtime.carry`).  Pure; raises
+    :class:`~engine.program.RuntimeFault` (naming the deadline) when one
+    cannot be computed, and ``KeyError`` for a name ``program`` lacks.
+    """
+    work = _Work(program, calendar, state)
+    frame = work.frame(today, now)
+    frame.entering = today
+    notes = tuple(work.arm(program.deadline_by_name[name], frame) for name in names)
+    new = _make_state(
+        state.instance_id, state.contract_id, state.calendar_version, state.state, state.seq,
+        state.clock, state.terms, state.vars, tuple(work.timers), state.approvals,
+        state.event_dates, state.event_payloads, tuple(sorted(work.deadline_days.items())))
+    return new, notes
 
 
 def step(program: Program, calendar: Calendar, state: InstanceState | None,

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     key = Ed25519PrivateKey.generate()
     receiver = ReferenceReceiver(key.public_key(), db_path=str(sandbox / "court.sqlite3")).start()
     handler = WebhookHandler(receiver.url, key, "demo-webhook", clock=clock)
-    dispatcher = Dispatcher(service.db, handler, clock, ledger=ledger)
+    dispatcher = Dispatcher(service.db, handler, clock, ledger=ledger, mode="sandbox")
     try:
         _say(out, f"jrule sandbox: data in {sandbox}/, virtual clock starting {START:%Y-%m-%d}")
         _say(out, f"reference court system (case management stand-in) at {receiver.url}")

@@ -8,8 +8,10 @@ busy engine pays for words only when somebody reads them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from engine.values import Value, to_json
 
@@ -77,6 +79,7 @@ class Explanation:
     zone: str = "UTC"  # the court's time zone, for the times shown to people
 
     def to_json(self) -> dict[str, object]:
+        text_en, text_zh = self.texts()
         return {
             "kind": self.kind,
             "subject": self.subject,
@@ -84,7 +87,7 @@ class Explanation:
             "cite": self.cite,
             "from": self.from_state,
             "to": self.to_state,
-            "at": self.at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "at": _utc_text(self.at),
             "by": self.by_role,
             "late_seconds": None if self.late_by is None else int(self.late_by.total_seconds()),
             "changes": [[n, to_json(a), to_json(b)] for n, a, b in self.changes],
@@ -105,75 +108,100 @@ class Explanation:
             "periods": [list(p) for p in self.periods],
             "lapsed": list(self.lapsed),
             "detail": self.detail,
-            "text_en": self.text("en"),
-            "text_zh": self.text("zh"),
+            "text_en": text_en,
+            "text_zh": text_zh,
         }
 
     def text(self, lang: Lang = "en") -> str:
-        zh = lang == "zh"
-        parts: list[str] = []
-        from zoneinfo import ZoneInfo
+        return self.texts()[1 if lang == "zh" else 0]
 
-        when = self.at.astimezone(ZoneInfo(self.zone)).strftime("%Y-%m-%d %H:%M") + f" {self.zone}"
-        if self.kind == "create":
-            parts.append(f"案件实例创建，进入状态「{self.to_state}」" if zh
-                         else f"Instance created in state '{self.to_state}'")
-        elif self.kind == "event":
-            who = f"（由{self.by_role}提交）" if zh else f" (submitted by {self.by_role})"
-            parts.append(f"收到事件「{self.subject}」{who}" if zh
-                         else f"Event '{self.subject}'{who} received")
-        elif self.kind == "deadline":
-            late = ""
+    def texts(self) -> tuple[str, str]:
+        """The English and the Chinese text, rendered together (one pass)."""
+        en: list[str] = []
+        zh: list[str] = []
+        when = _local_text(self.at, self.zone)
+        kind = self.kind
+        subject = self.subject
+        if kind == "create":
+            en.append(f"Instance created in state '{self.to_state}'")
+            zh.append(f"案件实例创建，进入状态「{self.to_state}」")
+        elif kind == "event":
+            en.append(f"Event '{subject}' (submitted by {self.by_role}) received")
+            zh.append(f"收到事件「{subject}」（由{self.by_role}提交）")
+        elif kind == "deadline":
             if self.late_by:
-                late = (f"，迟延{_duration(self.late_by, zh)}触发" if zh
-                        else f", fired {_duration(self.late_by, zh)} late")
-            parts.append(f"期限「{self.subject}」届满{late}" if zh
-                         else f"Deadline '{self.subject}' fell due{late}")
-        elif self.kind == "approval":
-            parts.append(f"审批{self.subject}由{self.by_role}作出：{self.detail}" if zh
-                         else f"Approval {self.subject} decided by {self.by_role}: {self.detail}")
-        elif self.kind == "approval_timeout":
-            parts.append(f"审批{self.subject}逾期无人确认" if zh
-                         else f"Nobody confirmed approval {self.subject} in time")
+                en.append(f"Deadline '{subject}' fell due, fired "
+                          f"{_duration(self.late_by, False)} late")
+                zh.append(f"期限「{subject}」届满，迟延{_duration(self.late_by, True)}触发")
+            else:
+                en.append(f"Deadline '{subject}' fell due")
+                zh.append(f"期限「{subject}」届满")
+        elif kind == "approval":
+            en.append(f"Approval {subject} decided by {self.by_role}: {self.detail}")
+            zh.append(f"审批{subject}由{self.by_role}作出：{self.detail}")
+        elif kind == "approval_timeout":
+            en.append(f"Nobody confirmed approval {subject} in time")
+            zh.append(f"审批{subject}逾期无人确认")
         else:
-            parts.append(f"审批{self.subject}失效" if zh else f"Approval {self.subject} lapsed")
-        parts.append(f"（{when}）" if zh else f" at {when}.")
+            en.append(f"Approval {subject} lapsed")
+            zh.append(f"审批{subject}失效")
+        en.append(f" at {when}.")
+        zh.append(f"（{when}）")
         if self.cite:
-            parts.append(f" 依据：{self.cite}。" if zh else f" Legal basis: {self.cite}.")
-        parts.append(f" 规则位置 {self.rule_span}。" if zh else f" Rule at {self.rule_span}.")
+            en.append(f" Legal basis: {self.cite}.")
+            zh.append(f" 依据：{self.cite}。")
+        en.append(f" Rule at {self.rule_span}.")
+        zh.append(f" 规则位置 {self.rule_span}。")
         for name, old, new in self.changes:
-            parts.append(f" {name}：{to_json(old)} → {to_json(new)}。" if zh
-                         else f" {name}: {to_json(old)} -> {to_json(new)}.")
+            a, b = to_json(old), to_json(new)
+            en.append(f" {name}: {a} -> {b}.")
+            zh.append(f" {name}：{a} → {b}。")
         for action, args in self.actions:
-            shown = ", ".join(f"{k}={to_json(v)}" for k, v in args)
-            parts.append(f" 触发操作 {action}({shown})。" if zh
-                         else f" Triggered {action}({shown}).")
+            shown = ", ".join([f"{k}={to_json(v)}" for k, v in args])
+            en.append(f" Triggered {action}({shown}).")
+            zh.append(f" 触发操作 {action}({shown})。")
         for aid, action, role in self.approvals:
-            parts.append(f" 操作 {action} 待{role}确认（审批{aid}）。" if zh
-                         else f" {action} awaits confirmation by {role} (approval {aid}).")
+            en.append(f" {action} awaits confirmation by {role} (approval {aid}).")
+            zh.append(f" 操作 {action} 待{role}确认（审批{aid}）。")
         for op, deadline in self.periods:
-            words = {"suspend": ("中止", "suspended"), "resume": ("恢复", "resumed"),
-                     "restart": ("中断并重新计算", "restarted")}[op]
-            parts.append(f" 期限「{deadline}」{words[0]}。" if zh
-                         else f" Period '{deadline}' {words[1]}.")
+            word_zh, word_en = _PERIOD_WORDS[op]
+            en.append(f" Period '{deadline}' {word_en}.")
+            zh.append(f" 期限「{deadline}」{word_zh}。")
         if self.from_state is not None and self.from_state != self.to_state:
-            parts.append(f" 状态：{self.from_state} → {self.to_state}。" if zh
-                         else f" State: {self.from_state} -> {self.to_state}.")
+            en.append(f" State: {self.from_state} -> {self.to_state}.")
+            zh.append(f" 状态：{self.from_state} → {self.to_state}。")
         for note in self.armed:
             if note.waiting_for:
-                parts.append(f" 期限「{note.name}」待事件「{note.waiting_for}」发生后起算。" if zh
-                             else f" Deadline '{note.name}' waits for event "
-                             f"'{note.waiting_for}'.")
+                en.append(f" Deadline '{note.name}' waits for event '{note.waiting_for}'.")
+                zh.append(f" 期限「{note.name}」待事件「{note.waiting_for}」发生后起算。")
             else:
-                parts.append(" " + (note.how_zh if zh else note.how_en))
+                en.append(" " + note.how_en)
+                zh.append(" " + note.how_zh)
         if self.disarmed:
-            names = "、".join(self.disarmed) if zh else ", ".join(self.disarmed)
-            parts.append(f" 不再适用的期限：{names}。" if zh else f" Deadlines no longer running: "
-                         f"{names}.")
+            en.append(f" Deadlines no longer running: {', '.join(self.disarmed)}.")
+            zh.append(f" 不再适用的期限：{'、'.join(self.disarmed)}。")
         if self.lapsed:
             names = ", ".join(self.lapsed)
-            parts.append(f" 失效的审批：{names}。" if zh else f" Approvals lapsed: {names}.")
-        return "".join(parts)
+            en.append(f" Approvals lapsed: {names}.")
+            zh.append(f" 失效的审批：{names}。")
+        return "".join(en), "".join(zh)
+
+
+_PERIOD_WORDS = {"suspend": ("中止", "suspended"), "resume": ("恢复", "resumed"),
+                 "restart": ("中断并重新计算", "restarted")}
+
+
+# Many explanations of a busy engine share an instant (a group commit's inputs, the
+# deadlines due at one 24:00): their renderings are pure functions, cached.
+@functools.lru_cache(maxsize=4096)
+def _utc_text(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_text(at: dt.datetime, zone: str) -> str:
+    """``2025-03-03 10:00 Asia/Shanghai``: the instant as the court reads it."""
+    return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M") + f" {zone}"
 
 
 def _duration(delta: dt.timedelta, zh: bool) -> str:

@@ -59,6 +59,8 @@ class RuntimeFault(Exception):
 
     def __init__(self, message: str, span: str = "") -> None:
         self.span = span
+        #: what went wrong, without the span (``str()`` adds it once)
+        self.message = message
         super().__init__(f"{message} (at {span})" if span else message)
 
 
@@ -304,6 +306,59 @@ def legal_date_of(instant: dt.datetime, calendar: Calendar) -> dt.date:
     return instant.astimezone(ZoneInfo(calendar.timezone)).date()
 
 
+#: functions whose value depends on their arguments alone (no calendar, no clock)
+_PURE_FUNCTIONS = frozenset({"sum", "count", "min", "max", "first", "last", "round"})
+_TERMS_ONLY_KINDS = frozenset({"literal", "term", "role", "enum", "field", "index", "list",
+                               "unary", "binary", "call"})
+
+
+def _terms_only(e: IR) -> bool:
+    """Whether an expression's value depends on the instance's terms alone (and
+    constants): then it is the same at every step of the instance."""
+    kind = e.get("expr")
+    if kind not in _TERMS_ONLY_KINDS:
+        return False
+    if kind == "call" and e["function"] not in _PURE_FUNCTIONS:
+        return False
+    if kind == "literal" and e.get("type") == "DateTime":
+        return True
+    children: list[Any] = []
+    for key in ("of", "index", "operand", "left", "right"):
+        if isinstance(e.get(key), dict):
+            children.append(e[key])
+    children += [a for a in e.get("items", ()) if isinstance(a, dict)]
+    children += [a for a in e.get("args", ()) if isinstance(a, dict) and "expr" in a]
+    return all(_terms_only(c) for c in children)
+
+
+_BY_TERMS_MAX = 4096
+
+
+def _by_terms(closure: Expr) -> Expr:
+    """``closure`` (an expression of the terms alone), remembered per terms mapping.
+
+    A frame's terms are one mapping per instance's terms (``engine.core`` hands
+    every step of an instance the same, never-written dict), so a value such as
+    ``sum(履行计划.金额)`` is computed once per instance instead of at every step.
+    Keyed by the mapping's identity (held, so the identity is not reused); a
+    fault is not remembered (it is raised again).
+    """
+    cache: dict[int, tuple[Mapping[str, Value], Value]] = {}
+
+    def by_terms(f: Frame) -> Value:
+        terms = f.terms
+        hit = cache.get(id(terms))
+        if hit is not None and hit[0] is terms:
+            return hit[1]
+        value = closure(f)
+        if len(cache) >= _BY_TERMS_MAX:
+            cache.clear()
+        cache[id(terms)] = (terms, value)
+        return value
+
+    return by_terms
+
+
 class _Compiler:
     def __init__(self, contract: IR) -> None:
         self.contract = contract
@@ -405,7 +460,8 @@ class _Compiler:
         if kind == "binary":
             return self.binary(e)
         if kind == "call":
-            return self.call(e)
+            closure = self.call(e)
+            return _by_terms(closure) if _terms_only(e) else closure
         if kind == "legal_date":
             return self.legal_date(e)
         raise ValueError(f"unknown IR expression kind {kind!r}")

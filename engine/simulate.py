@@ -141,7 +141,7 @@ def simulate(program: Program, calendar_name: str, terms: Any, timeline: list[An
             try:
                 result = step(program, calendar, state, Tick(due))
             except Fault as exc:
-                record("time passes", due, None, f"fault: {exc.message} (at {exc.span})")
+                record("time passes", due, None, f"fault: {exc.describe()}")
                 break
             state = result.state
             record("time passes", due, result)
@@ -169,7 +169,7 @@ def simulate(program: Program, calendar_name: str, terms: Any, timeline: list[An
             if exc.code != "nothing_due":
                 record(label, at, None, f"{exc.code}: {exc.message}")
         except Fault as exc:
-            record(label, at, None, f"fault: {exc.message} (at {exc.span})")
+            record(label, at, None, f"fault: {exc.describe()}")
             break
     while until is not None and state is not None and (due := state.next_due()) is not None \
             and due <= until:
@@ -177,7 +177,7 @@ def simulate(program: Program, calendar_name: str, terms: Any, timeline: list[An
         try:
             result = step(program, calendar, state, Tick(due))
         except Fault as exc:
-            record("time passes", due, None, f"fault: {exc.message} (at {exc.span})")
+            record("time passes", due, None, f"fault: {exc.describe()}")
             break
         state = result.state
         record("time passes", due, result)
@@ -189,7 +189,7 @@ def simulate(program: Program, calendar_name: str, terms: Any, timeline: list[An
         except Rejected:
             pass
         except Fault as exc:
-            record("time passes", until, None, f"fault: {exc.message} (at {exc.span})")
+            record("time passes", until, None, f"fault: {exc.describe()}")
     assert state is not None
     records.append({"final": state_to_json(state)})
     return records

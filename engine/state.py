@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from contracts_lib.money import Money
+from engine._fast import positional
 from engine.values import Value, from_json, to_json
 
 __all__ = [
@@ -28,9 +30,12 @@ __all__ = [
     "PendingApproval",
     "Tick",
     "Timer",
+    "canonical_input",
     "canonical_state",
+    "canonical_state_text",
     "input_from_json",
     "input_to_json",
+    "reference_canonical_state",
     "state_from_json",
     "state_to_json",
 ]
@@ -168,11 +173,29 @@ class ApprovalEffect:
 Effect = ActionEffect | ApprovalEffect
 
 
+# Positional constructors (all fields, in declaration order): see engine/_fast.py.
+_make_state = positional(InstanceState)
+_make_timer = positional(Timer)
+
+
 # --- canonical encoding -----------------------------------------------------------
 
 
 def _instant(t: dt.datetime | None) -> str | None:
-    return None if t is None else t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if t is None:
+        return None
+    text = _INSTANTS.get(t)
+    if text is None:
+        text = t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        if len(_INSTANTS) >= 4096:
+            _INSTANTS.clear()
+        _INSTANTS[t] = text
+    return text
+
+
+#: instant -> its text (equal instants have one UTC text, whatever their zone object);
+#: the inputs of a group commit, and a state's clock and its input, share instants
+_INSTANTS: dict[dt.datetime, str] = {}
 
 
 def _day(d: dt.date | None) -> str | None:
@@ -181,6 +204,23 @@ def _day(d: dt.date | None) -> str | None:
 
 def _pairs(items: tuple[tuple[str, Value], ...]) -> list[list[object]]:
     return [[k, to_json(v)] for k, v in items]
+
+
+def _approval_json(a: PendingApproval) -> dict[str, object]:
+    return {
+        "id": a.id,
+        "site": a.site,
+        "action": a.action,
+        "args": _pairs(a.args),
+        "role": a.role,
+        "waiting_state": a.waiting_state,
+        "requested_on": _day(a.requested_on),
+        "last_day": _day(a.last_day),
+        "due_at": _instant(a.due_at),
+        "event": a.event,
+        "payload": _pairs(a.payload),
+        "cite": a.cite,
+    }
 
 
 def state_to_json(s: InstanceState) -> dict[str, object]:
@@ -210,23 +250,7 @@ def state_to_json(s: InstanceState) -> dict[str, object]:
             }
             for t in s.timers
         ],
-        "approvals": [
-            {
-                "id": a.id,
-                "site": a.site,
-                "action": a.action,
-                "args": _pairs(a.args),
-                "role": a.role,
-                "waiting_state": a.waiting_state,
-                "requested_on": _day(a.requested_on),
-                "last_day": _day(a.last_day),
-                "due_at": _instant(a.due_at),
-                "event": a.event,
-                "payload": _pairs(a.payload),
-                "cite": a.cite,
-            }
-            for a in s.approvals
-        ],
+        "approvals": [_approval_json(a) for a in s.approvals],
         "event_dates": [[e, _day(d)] for e, d in s.event_dates],
         "event_payloads": [[e, _pairs(p)] for e, p in s.event_payloads],
         "deadline_days": [[n, _day(d)] for n, d in s.deadline_days],
@@ -234,10 +258,145 @@ def state_to_json(s: InstanceState) -> dict[str, object]:
 
 
 def canonical_state(s: InstanceState) -> bytes:
-    """The one byte encoding of a state (sorted keys, compact, UTF-8)."""
+    """The one byte encoding of a state (sorted keys, compact, UTF-8).
+
+    Exactly ``json.dumps(state_to_json(s), sort_keys=True, separators=(",",
+    ":"), ensure_ascii=False).encode()`` (:func:`reference_canonical_state`),
+    written directly: the keys are emitted in sorted order, and the encodings
+    of the parts a step usually leaves as they were (the terms, the timers,
+    the remembered events and deadline days: the same immutable objects from
+    step to step) are remembered by object identity and reused.
+    """
+    return _state_text(s).encode("utf-8")
+
+
+def canonical_state_text(s: InstanceState) -> str:
+    """:func:`canonical_state` as text (what the runtime stores)."""
+    return _state_text(s)
+
+
+def reference_canonical_state(s: InstanceState) -> bytes:
+    """:func:`canonical_state` by the general JSON encoder (the definition; for tests)."""
     return json.dumps(
         state_to_json(s), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     ).encode("utf-8")
+
+
+# --- the direct encoder behind canonical_state ----------------------------------------
+
+_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                         check_circular=False).encode  # our data are trees
+_text = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept (C)
+
+#: id(part) -> (part, its JSON text).  Holding the part keeps its id from being
+#: reused while the entry exists; a hit is checked by identity.  Parts are
+#: immutable (tuples of frozen values), so their text never changes.
+_PARTS: dict[int, tuple[object, str]] = {}
+_PARTS_MAX = 100_000  # ~420 bytes an entry: about 40 MB at most
+
+
+def _part(obj: Any, encode: Any) -> str:
+    hit = _PARTS.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    text: str = encode(obj)
+    if len(_PARTS) >= _PARTS_MAX:
+        _PARTS.clear()
+    _PARTS[id(obj)] = (obj, text)
+    return text
+
+
+def _value_text(v: Value) -> str:
+    t = type(v)
+    if t is str:
+        return _text(v)
+    if t is Money:
+        return '"' + str(v) + '"'
+    if t is bool:
+        return "true" if v else "false"
+    if t is int:
+        return int.__repr__(v)
+    if t is dt.date:
+        return '"' + dt.date.isoformat(v) + '"'
+    return _json(to_json(v))
+
+
+def _pair_text(pair: tuple[str, Value]) -> str:
+    return "[" + _text(pair[0]) + "," + _value_text(pair[1]) + "]"
+
+
+def _pairs_text(items: tuple[tuple[str, Value], ...]) -> str:
+    return "[" + ",".join([_pair_text(p) for p in items]) + "]"
+
+
+def _vars_text(items: tuple[tuple[str, Value], ...]) -> str:
+    # a step keeps the pair of every variable it did not set: those are hits
+    # (_part, inlined: this runs for every variable of every step)
+    get = _PARTS.get
+    texts = []
+    for p in items:
+        hit = get(id(p))
+        texts.append(hit[1] if hit is not None and hit[0] is p else _part(p, _pair_text))
+    return "[" + ",".join(texts) + "]"
+
+
+def _day_text(d: dt.date | None) -> str:
+    return "null" if d is None else '"' + d.isoformat() + '"'
+
+
+def _instant_text(t: dt.datetime | None) -> str:
+    return "null" if t is None else '"' + _instant(t) + '"'  # type: ignore[operator]
+
+
+def _timer_text(t: Timer) -> str:
+    return (
+        '{"anchor":' + _day_text(t.anchor)
+        + ',"deadline":' + _text(t.deadline)
+        + ',"due_at":' + _instant_text(t.due_at)
+        + ',"index":' + int.__repr__(t.index)
+        + ',"last_day":' + _day_text(t.last_day)
+        + ',"nominal_last_day":' + _day_text(t.nominal_last_day)
+        + ',"occurrence":' + int.__repr__(t.occurrence)
+        + ',"priority":' + int.__repr__(t.priority)
+        + ',"provisional":' + ("true" if t.provisional else "false")
+        + ',"remaining":' + ("null" if t.remaining is None else int.__repr__(t.remaining))
+        + ',"suspended_on":' + _day_text(t.suspended_on) + "}"
+    )
+
+
+def _timers_text(timers: tuple[Timer, ...]) -> str:
+    return "[" + ",".join([_part(t, _timer_text) for t in timers]) + "]"
+
+
+def _approvals_text(approvals: tuple[PendingApproval, ...]) -> str:
+    return _json([_approval_json(a) for a in approvals])
+
+
+def _days_text(items: tuple[tuple[str, dt.date], ...]) -> str:
+    return "[" + ",".join(["[" + _text(k) + "," + _day_text(d) + "]" for k, d in items]) + "]"
+
+
+def _payloads_text(items: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...]) -> str:
+    return "[" + ",".join(["[" + _text(e) + "," + _pairs_text(p) + "]" for e, p in items]) + "]"
+
+
+def _state_text(s: InstanceState) -> str:
+    return "".join((
+        '{"approvals":', "[]" if not s.approvals else _part(s.approvals, _approvals_text),
+        ',"calendar":', _text(s.calendar_version),
+        ',"clock":', _instant_text(s.clock),
+        ',"contract":', _text(s.contract_id),
+        ',"deadline_days":', _part(s.deadline_days, _days_text),
+        ',"event_dates":', _part(s.event_dates, _days_text),
+        ',"event_payloads":', _part(s.event_payloads, _payloads_text),
+        ',"format":"', STATE_FORMAT,
+        '","instance":', _text(s.instance_id),
+        ',"seq":', int.__repr__(s.seq),
+        ',"state":', _text(s.state),
+        ',"terms":', _part(s.terms, _pairs_text),
+        ',"timers":', _part(s.timers, _timers_text),
+        ',"vars":', _vars_text(s.vars), "}",
+    ))
 
 
 def state_hash(s: InstanceState) -> str:
@@ -287,25 +446,29 @@ def state_from_json(data: Mapping[str, Any], program: Any) -> InstanceState:
         kinds = {p.name: p.type for p in spec.params}
         return pairs(raw, kinds, "args")
 
-    return InstanceState(
-        instance_id=data["instance"],
-        contract_id=data["contract"],
-        calendar_version=data["calendar"],
-        state=data["state"],
-        seq=data["seq"],
-        clock=_parse_instant(data["clock"]),  # type: ignore[arg-type]
-        terms=pairs(data["terms"], term_types, "terms"),
-        vars=pairs(data["vars"], var_types, "vars"),
-        timers=tuple(
-            Timer(
+    terms = pairs(data["terms"], term_types, "terms")
+    # the stored text of the terms is their canonical encoding: remember it for
+    # canonical_state (the terms never change; re-encoding them would give the same)
+    _part(terms, lambda _: _json(data["terms"]))
+    return _make_state(
+        data["instance"],
+        data["contract"],
+        data["calendar"],
+        data["state"],
+        data["seq"],
+        _parse_instant(data["clock"]),
+        terms,
+        pairs(data["vars"], var_types, "vars"),
+        tuple([
+            _make_timer(
                 t["deadline"], t["index"], t["priority"], _parse_day(t["anchor"]),
                 t["occurrence"], _parse_day(t["nominal_last_day"]), _parse_day(t["last_day"]),
                 _parse_instant(t["due_at"]), _parse_day(t["suspended_on"]), t["remaining"],
                 t["provisional"],
             )
             for t in data["timers"]
-        ),
-        approvals=tuple(
+        ]),
+        tuple(
             PendingApproval(
                 a["id"], a["site"], a["action"], args(a["action"], a["args"]), a["role"],
                 a["waiting_state"], _parse_day(a["requested_on"]),  # type: ignore[arg-type]
@@ -314,9 +477,9 @@ def state_from_json(data: Mapping[str, Any], program: Any) -> InstanceState:
             )
             for a in data["approvals"]
         ),
-        event_dates=tuple((e, _parse_day(d)) for e, d in data["event_dates"]),  # type: ignore[misc]
-        event_payloads=tuple((e, payload(e, p)) for e, p in data["event_payloads"]),
-        deadline_days=tuple((n, _parse_day(d)) for n, d in data["deadline_days"]),  # type: ignore[misc]
+        tuple([(e, _parse_day(d)) for e, d in data["event_dates"]]),
+        tuple([(e, payload(e, p)) for e, p in data["event_payloads"]]),
+        tuple([(n, _parse_day(d)) for n, d in data["deadline_days"]]),
     )
 
 
@@ -334,6 +497,24 @@ def input_to_json(i: Input) -> dict[str, object]:
         return {"input": "tick", "at": _instant(i.at)}
     return {"input": "decision", "approval": i.approval_id, "role": i.role,
             "approve": i.approve, "reason": i.reason, "at": _instant(i.at)}
+
+
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                   allow_nan=False, check_circular=False).encode
+
+
+def canonical_input(i: Input) -> str:
+    """The input log's ``body``: :func:`input_to_json` as canonical JSON (sorted keys,
+    compact, non-ASCII kept), written directly for events and ticks."""
+    if type(i) is Event:
+        return "".join((
+            '{"at":"', _instant(i.at), '","event":', _text(i.name),  # type: ignore[arg-type]
+            ',"input":"event","key":', _text(i.key),
+            ',"payload":', _canonical_json(dict(i.payload)),
+            ',"role":', _text(i.role), "}"))
+    if type(i) is Tick:
+        return '{"at":"' + _instant(i.at) + '","input":"tick"}'  # type: ignore[operator]
+    return _canonical_json(input_to_json(i))
 
 
 def input_from_json(d: Mapping[str, Any]) -> Input:

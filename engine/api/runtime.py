@@ -120,7 +120,10 @@ def _dispatcher(config: ServeConfig, service: EngineService, clock: Clock | None
         handler = RoutingHandler.from_config(targets, make)
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{config.delivery}: {exc}") from None
-    return Dispatcher(service.db, handler, clock)
+    # delivery outcomes go on the ledger with the change they record; production retries
+    # longer (15 attempts, about an hour) than a sandbox before opening an incident
+    return Dispatcher(service.db, handler, clock, ledger=service.ledger,
+                      mode="production" if service.mode == "production" else "sandbox")
 
 
 def open_runtime(config: ServeConfig, *, clock: Clock | None = None,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts_lib.calendar import Calendar
-from engine.core import legal_date
+from engine.core import arm_deadlines, legal_date
 from engine.program import Frame, Program, RuntimeFault
 from engine.runtime.errors import MigrationRefused
 from engine.state import InstanceState, Timer
@@ -179,21 +179,15 @@ def _arm(base: InstanceState, new: Program, calendar: Calendar, today: dt.date,
          report: list[TimerCarry]) -> InstanceState:
     """Arm deadlines of ``new`` from the migration day, as entering the state does.
 
-    Uses the core's deadline arithmetic (``engine.core._Work.arm``) so a
-    re-armed deadline is computed exactly as the core would compute it.
+    Uses the core's deadline arithmetic (:func:`engine.core.arm_deadlines`) so
+    a re-armed deadline is computed exactly as the core would compute it.
     """
-    from engine.core import _Work  # the core's own arming; see docs/runtime.md
-
-    work = _Work(new, calendar, base)
-    frame = work.frame(today, now)
-    frame.entering = today
-    for name, old_timer in to_arm:
-        d = new.deadline_by_name[name]
-        try:
-            note = work.arm(d, frame)
-        except RuntimeFault as exc:
-            raise MigrationRefused(f"cannot migrate: deadline `{name}` cannot be re-armed: "
-                                   f"{exc}") from exc
+    try:
+        armed, notes = arm_deadlines(new, calendar, base, [name for name, _ in to_arm],
+                                     today, now)
+    except RuntimeFault as exc:
+        raise MigrationRefused(f"cannot migrate: a deadline cannot be re-armed: {exc}") from exc
+    for (name, old_timer), note in zip(to_arm, notes, strict=True):
         new_due = None if note is None else note.due_at
         how_en = None if note is None else note.how_en
         how_zh = None if note is None else note.how_zh
@@ -204,5 +198,4 @@ def _arm(base: InstanceState, new: Program, calendar: Calendar, today: dt.date,
         else:
             report.append(TimerCarry(name, "armed", None, new_due,
                                      "new in this version for the current state", how_en, how_zh))
-    return replace(base, timers=tuple(work.timers),
-                   deadline_days=tuple(sorted(work.deadline_days.items())))
+    return armed

@@ -55,12 +55,13 @@ from engine.runtime.handlers import (
     TransientFailure,
     missing_returns,
 )
-from engine.runtime.models import Incident, Outbox
+from engine.runtime.models import Incident, Instance, Outbox
 
 if TYPE_CHECKING:
     from ledger_adapter.protocol import Ledger
 
 __all__ = [
+    "ATTEMPTS",
     "Backoff",
     "Dispatcher",
     "IncidentError",
@@ -72,6 +73,15 @@ log = logging.getLogger("jrule.dispatcher")
 
 _OUTBOX = cast(Table, Outbox.__table__)
 _INCIDENTS = cast(Table, Incident.__table__)
+_INSTANCES = cast(Table, Instance.__table__)
+
+#: Attempts per action before an incident, by runtime mode (``max_attempts``'s
+#: default).  In production the default backoff spreads 15 attempts over about
+#: 67 minutes (the last waits are 10 minutes each), so a receiving system may be
+#: down for an hour without anyone being called; sandboxes and tests give up
+#: after 8 (about 4 minutes).  See docs/receiving-systems.md.
+ATTEMPTS: dict[str, int] = {"production": 15, "sandbox": 8, "test": 8}
+
 
 class WriteTransactions(Protocol):
     """A store that hands out writer transactions (``engine.runtime.db.Database``)."""
@@ -139,6 +149,7 @@ class _Claim:
     rule_span: str
     attempts: int  # including this attempt
     lease_until: dt.datetime
+    parties: str = "{}"  # the instance's parties (canonical JSON)
 
 
 def _canonical(value: Any) -> str:
@@ -151,7 +162,8 @@ class Dispatcher:
 
     ``store`` is an engine or a session factory; ``clock`` gives the instants
     written to the store (the runtime's real or virtual clock).  A row gets
-    at most ``max_attempts`` tries; ``lease`` is how long a claimed row may
+    at most ``max_attempts`` tries (by default :data:`ATTEMPTS` of ``mode``:
+    15 in production, 8 in a sandbox or test); ``lease`` is how long a claimed row may
     stay ``delivering`` before another dispatcher takes it back (keep it well
     above the handler's timeout).  Several dispatchers may share one
     PostgreSQL database.
@@ -163,17 +175,23 @@ class Dispatcher:
         handler: Handler,
         clock: Clock | None = None,
         *,
-        max_attempts: int = 8,
+        max_attempts: int | None = None,
         backoff: Backoff | None = None,
         batch: int = 100,
         lease: dt.timedelta = dt.timedelta(minutes=5),
         ledger: Ledger | None = None,
+        mode: str = "production",
     ) -> None:
+        if mode not in ATTEMPTS:
+            raise ValueError(f"mode must be one of {', '.join(ATTEMPTS)}, not {mode!r}")
+        if max_attempts is None:
+            max_attempts = ATTEMPTS[mode]
         if max_attempts < 1 or batch < 1 or lease <= dt.timedelta(0):
             raise ValueError("max_attempts and batch must be >= 1 and lease positive")
         self._store = store
         self._handler = handler
         self._clock: Clock = clock or SystemClock()
+        self.mode = mode
         self.max_attempts = max_attempts
         self.backoff = backoff or Backoff()
         self.batch = batch
@@ -264,13 +282,25 @@ class Dispatcher:
                     if changed == 1:
                         rows.append(conn.execute(select(*claimed_cols)
                                                  .where(t.c.id == row_id)).one())
+            parties = self._parties(conn, {r.instance_id for r in rows})
         return [_Claim(r.id, r.key, r.action, r.args, r.instance_id, r.cite, r.rule_span,
-                       r.attempts, lease_until) for r in rows]
+                       r.attempts, lease_until, parties.get(r.instance_id, "{}"))
+                for r in rows]
+
+    @staticmethod
+    def _parties(conn: Connection, instance_ids: set[str]) -> dict[str, str]:
+        """The parties of the claimed rows' instances (role -> party, JSON)."""
+        if not instance_ids:
+            return {}
+        i = _INSTANCES
+        return {r.id: r.parties for r in conn.execute(
+            select(i.c.id, i.c.parties).where(i.c.id.in_(sorted(instance_ids))))}
 
     def _deliver(self, claim: _Claim) -> None:
         try:
             delivery = Delivery(claim.key, claim.action, json.loads(claim.args),
-                                claim.instance_id, claim.cite, claim.rule_span, claim.attempts)
+                                claim.instance_id, claim.cite, claim.rule_span, claim.attempts,
+                                json.loads(claim.parties))
             receipt = self._handler.deliver(delivery)
             if not isinstance(receipt, dict):
                 raise PermanentFailure(f"handler returned {type(receipt).__name__}, "

@@ -22,6 +22,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as _field
 from typing import Any, Protocol
 
 from contracts_lib.actions import ACTIONS
@@ -49,7 +50,9 @@ class Delivery:
     """One attempt to deliver one outbox row.
 
     ``key`` is the idempotency key (``<instance>:<seq>:<n>``); ``attempt``
-    counts from 1 and grows with every try of the same key.
+    counts from 1 and grows with every try of the same key.  ``parties`` are
+    the instance's parties (role name -> party identifier, as given when the
+    instance was created), so a receiver can tell who a role argument is.
     """
 
     key: str
@@ -59,6 +62,7 @@ class Delivery:
     cite: str | None
     rule_span: str
     attempt: int
+    parties: Mapping[str, str] = _field(default_factory=dict)
 
 
 class DeliveryFailure(EngineError):

@@ -17,15 +17,20 @@ __all__ = [
 ]
 
 
+# one encoder each, built once (``json.dumps`` with options builds one per call)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def canonical_json(value: object) -> str:
     """The one text encoding of stored JSON (sorted keys, compact, UTF-8 as is)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return _CANONICAL(value)
 
 
 def compact_json(value: object) -> str:
     """Compact JSON for stored results (not hashed: key order as built, no sorting)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _COMPACT(value)
 
 
 def iso(t: dt.datetime | None) -> str | None:

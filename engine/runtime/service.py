@@ -63,7 +63,6 @@ from engine.runtime.unit import (
     InstanceWork,
     StaleInstance,
     Unit,
-    live_timer_keys,
 )
 from engine.state import (
     Create,
@@ -88,18 +87,12 @@ log = logging.getLogger("jrule.runtime")
 T_VERSIONS: Table = ContractVersion.__table__  # type: ignore[assignment]
 MAX_KEY = 200
 _RETRIES = 4
+_PROBES = 250  # (instance, key) pairs looked up per statement
 
 # The hot path's statements, built once (SQLAlchemy caches their compiled form).
 _I, _T, _N = T_INSTANCES, T_TIMERS, T_INPUTS
 _Q_OWNERS = select(T_APPROVALS.c.id, T_APPROVALS.c.instance_id).where(
     T_APPROVALS.c.id.in_(bindparam("ids", expanding=True)))
-# keys used by some instances: an index-only scan of uq_inputs_key (a row-value IN
-# would make SQLite scan the whole log; IN on both columns probes their cross product)
-_Q_KEYS_OF = select(_N.c.instance_id, _N.c.idempotency_key).where(
-    _N.c.instance_id.in_(bindparam("ids", expanding=True)), _N.c.idempotency_key.is_not(None))
-_Q_RESULTS = select(_N.c.instance_id, _N.c.idempotency_key, _N.c.result).where(
-    _N.c.instance_id.in_(bindparam("ids", expanding=True)),
-    _N.c.idempotency_key.in_(bindparam("keys", expanding=True)))
 _Q_INSTANCES = select(_I.c.id, _I.c.contract_id, _I.c.contract_name, _I.c.calendar_version,
                       _I.c.seq, _I.c.state_hash, _I.c.status).where(
     _I.c.id.in_(bindparam("ids", expanding=True)))
@@ -496,18 +489,26 @@ class EngineService:
 
     def _stored_keys(self, conn: Connection,
                      pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The stored results of the (instance, idempotency key) pairs already applied.
+
+        One probe of the unique index ``(instance_id, idempotency_key)`` per pair
+        (``(a = ? AND b = ?) OR ...``: both SQLite and PostgreSQL answer each term
+        from the index), so the cost follows the batch, not the instances' history.
+        """
         if not pairs:
             return {}
-        wanted = set(pairs)
-        used = {(r.instance_id, r.idempotency_key)
-                for r in conn.execute(_Q_KEYS_OF, {"ids": sorted({p[0] for p in wanted})})}
-        found = wanted & used
-        if not found:
-            return {}
-        rows = conn.execute(_Q_RESULTS, {"ids": sorted({p[0] for p in found}),
-                                         "keys": sorted({p[1] for p in found})})
-        return {(r.instance_id, r.idempotency_key): r.result for r in rows
-                if (r.instance_id, r.idempotency_key) in found}
+        wanted = sorted(set(pairs))
+        mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+        term = f"(instance_id = {mark} AND idempotency_key = {mark})"
+        found: dict[tuple[str, str], str] = {}
+        for start in range(0, len(wanted), _PROBES):
+            chunk = wanted[start:start + _PROBES]
+            sql = ("SELECT instance_id, idempotency_key, result FROM inputs WHERE "
+                   + " OR ".join([term] * len(chunk)))
+            params = tuple(v for pair in chunk for v in pair)
+            for iid, key, result in conn.exec_driver_sql(sql, params):
+                found[(iid, key)] = result
+        return found
 
     def _load(self, conn: Connection, ids: Sequence[str], *,
               lock: bool) -> dict[str, InstanceWork]:
@@ -537,11 +538,6 @@ class EngineService:
                 calendar=self.calendar_for(r.calendar_version),
                 program=self.program(r.contract_id, conn), status=r.status,
                 state=states[r.id], state_hash=r.state_hash, orig_seq=r.seq)
-        for work in works.values():
-            # the live timer rows mirror the state (every write keeps them so, in the
-            # same transaction): they are found by their key, not read
-            assert work.state is not None
-            work.pending = dict.fromkeys(live_timer_keys(work.state))
         return works
 
     # --- one input ---------------------------------------------------------------
@@ -557,8 +553,7 @@ class EngineService:
             log.info("refused %s for %s: %s", type(inp).__name__, work.id, r)
             return Outcome.refused(work.id, r.code, r.message)
         except Fault as f:
-            message = f"{f.message} (at {f.span})" if f.span and f.span not in f.message \
-                else f.message
+            message = f.describe()
             unit.fault(work, message)
             log.warning("instance %s faulted: %s", work.id, message)
             return Outcome.refused(work.id, "deadline_fault",

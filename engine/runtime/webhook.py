@@ -3,8 +3,8 @@
 The request (the contract is ``docs/receiving-systems.md``):
 
 - body: the canonical JSON object (sorted keys, no spaces, UTF-8, non-ASCII
-  kept) ``{"action", "args", "attempt", "cite", "instance", "key", "rule",
-  "sent_at"}``;
+  kept) ``{"action", "args", "attempt", "cite", "instance", "key", "parties",
+  "rule", "sent_at"}``;
 - ``Idempotency-Key``: the key, UTF-8 percent-encoded (``:`` and RFC 3986
   unreserved characters kept as they are);
 - ``X-Jrule-Key-Id``: which engine key signed it;
@@ -116,6 +116,7 @@ class WebhookHandler:
                 "action": delivery.action,
                 "args": dict(delivery.args),
                 "instance": delivery.instance_id,
+                "parties": dict(delivery.parties),
                 "cite": delivery.cite,
                 "rule": delivery.rule_span,
                 "attempt": delivery.attempt,

@@ -368,6 +368,32 @@ def test_runtime_fault_in_deadline_raises_fault() -> None:
         tick(p, s, "2025-03-10 00:00")
     assert "index 5" in info.value.message
     assert info.value.span
+    assert info.value.span not in info.value.message  # the span is said once, by describe()
+    assert info.value.describe().count(info.value.span) == 1
+
+
+def test_a_deadline_that_cannot_be_armed_names_one_span() -> None:
+    p = program_of(HEAD + """
+  term plan: List[Date]
+  state open initial
+  state next
+  state done terminal
+  event x by creditor
+  on x { goto next }
+  deadline opening in open: 1 day after entering { goto next }
+  deadline d in next: 1 days after plan[5] { goto done }
+}
+""")
+    s = create(p, {"plan": ["2025-03-10"]}, "2025-03-03 09:00").state
+    with pytest.raises(Rejected) as refused:
+        event(p, s, "x", "creditor", "2025-03-03 10:00")
+    assert refused.value.code == "runtime_fault"
+    assert refused.value.message.count("(at ") == 1  # the index's span, not also the deadline's
+    assert "index 5" in refused.value.message and "deadline `d`" in refused.value.message
+    with pytest.raises(Fault) as info:
+        tick(p, s, "2025-03-10 00:00")  # `opening` fires, entering `next` arms `d`
+    assert info.value.describe().count("(at ") == 1
+    assert info.value.span in refused.value.message  # the innermost position: plan[5]
 
 
 def test_legal_day_is_court_local() -> None:
@@ -388,3 +414,25 @@ def test_explanations_bilingual_with_citation() -> None:
     assert "期限「expiry」届满" in final.text("zh")
     assert final.to_json()["to"] == "late"
     assert CAL.version.startswith("cn@")
+
+
+def test_arm_deadlines_computes_what_entering_the_state_computes() -> None:
+    from dataclasses import replace
+
+    from engine.core import arm_deadlines, legal_date
+
+    p = program_of(PAYMENT)
+    created = create(p, {"amount": "100.00", "due": "2025-10-01"}, "2025-09-01 09:00").state
+    assert {t.deadline for t in created.timers} == {"expiry", "reminder"}
+    bare = replace(created, timers=(), deadline_days=())
+    armed, notes = arm_deadlines(p, CAL, bare, ["reminder", "expiry"],
+                                 legal_date(created.clock, CAL), created.clock)
+    assert [t.deadline for t in armed.timers] == ["reminder", "expiry"]  # in the order asked
+    assert sorted(armed.timers, key=lambda t: t.deadline) == \
+        sorted(created.timers, key=lambda t: t.deadline)
+    assert armed.deadline_days == created.deadline_days
+    assert [n.due_at for n in notes if n] == [t.due_at for t in armed.timers]
+    assert all(n is not None and "2025" in n.how_en for n in notes)
+    assert bare.timers == ()  # pure: the input state is untouched
+    with pytest.raises(KeyError):
+        arm_deadlines(p, CAL, bare, ["no_such_deadline"], dt.date(2025, 9, 1), created.clock)

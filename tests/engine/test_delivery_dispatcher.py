@@ -241,6 +241,46 @@ def test_max_attempts_raise_an_incident_with_the_last_error(store: Engine) -> No
     assert gaps == [dispatcher.backoff.delay(key, n).total_seconds() for n in range(1, 8)]
 
 
+def test_deliveries_carry_the_instances_parties(store: Engine) -> None:
+    from engine.runtime.models import Instance
+
+    clock = VirtualClock(T0)
+    parties = {"申请人": "张三", "被申请人": "李四"}
+    with store.begin() as conn:
+        conn.execute(update(Instance).where(Instance.id == "i1").values(
+            parties=json.dumps(parties, ensure_ascii=False)))
+    add_action(store, "i1:1:0")
+    add_action(store, "i2:1:0")
+    handler = Scripted()
+    assert Dispatcher(store, handler, clock).run_once() == 2
+    by_key = {d.key: d for d in handler.calls}
+    assert dict(by_key["i1:1:0"].parties) == parties
+    assert dict(by_key["i2:1:0"].parties) == {}  # created without parties
+
+
+@pytest.mark.parametrize(("mode", "attempts"), [("production", 15), ("sandbox", 8)])
+def test_the_mode_sets_how_many_attempts_before_an_incident(store: Engine, mode: str,
+                                                            attempts: int) -> None:
+    clock = VirtualClock(T0)
+    key = "i1:1:0"
+    add_action(store, key)
+    handler = Scripted({key: [TransientFailure(f"down {n}") for n in range(1, 30)]}, clock)
+    dispatcher = Dispatcher(store, handler, clock, mode=mode)
+    assert dispatcher.max_attempts == attempts
+    drain(dispatcher, clock)
+    assert len(handler.calls) == attempts and row(store, key)["status"] == "incident"
+    (incident,) = incidents(store)
+    assert f"after {attempts} attempts" in incident["message"]
+    if mode == "production":  # about an hour of outage before a person is called
+        span = (handler.at[-1] - handler.at[0]).total_seconds()
+        assert 50 * 60 <= span <= 67 * 60 + 1
+
+
+def test_an_unknown_mode_is_refused(store: Engine) -> None:
+    with pytest.raises(ValueError, match="mode must be one of"):
+        Dispatcher(store, Scripted(), VirtualClock(T0), mode="staging")
+
+
 def test_a_reply_missing_the_catalogue_returns_is_an_incident(store: Engine) -> None:
     clock = VirtualClock(T0)
     add_action(store, "i1:1:0")

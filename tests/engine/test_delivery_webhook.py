@@ -42,7 +42,8 @@ ENFORCE = {"applicant": "张三", "respondent": "李四", "amount": "1234.50",
 def delivery(key: str = "i1:1:0", action: str = "file_enforcement_case",
              args: dict[str, Any] | None = None, attempt: int = 1) -> Delivery:
     return Delivery(key, action, ENFORCE if args is None else args, key.split(":")[0],
-                    "《民事诉讼法》第二百四十三条", "mediation.jrule:12:5", attempt)
+                    "《民事诉讼法》第二百四十三条", "mediation.jrule:12:5", attempt,
+                    {"申请人": "张三", "被申请人": "李四"})
 
 
 def webhook(url: str, clock: VirtualClock | None = None, key: Ed25519PrivateKey = SIGNING,
@@ -65,6 +66,7 @@ def test_the_request_is_canonical_and_signed() -> None:
         '{"action":"file_enforcement_case","args":{"amount":"1234.50",'
         '"applicant":"张三","basis":"(2026)京0105民初1号调解书","respondent":"李四"},'
         '"attempt":1,"cite":"《民事诉讼法》第二百四十三条","instance":"i1","key":"i1:1:0",'
+        '"parties":{"申请人":"张三","被申请人":"李四"},'
         '"rule":"mediation.jrule:12:5","sent_at":"2026-03-02T01:00:00.000Z"}'
     ).encode()
     assert headers["Content-Type"] == "application/json"

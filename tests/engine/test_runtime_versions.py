@@ -102,6 +102,7 @@ def test_deadline_fault_holds_the_instance_until_resolved(svc: EngineService,
     (incident,) = svc.incidents(instance_id="bad")
     assert incident["kind"] == "deadline_fault" and incident["status"] == "open"
     assert "检查" in incident["message"] and "faulty.jrule" in incident["message"]
+    assert incident["message"].count("faulty.jrule") == 1  # the rule's span, said once
     assert svc.next_due() is None  # held timers do not wake the engine
     assert svc.run_due() == 0
     refused = svc.submit_event("bad", "催告", "申请人", {}, "e1")
