@@ -597,7 +597,16 @@ class _Work:
         for key, site_no, args in requested:
             site = self.program.approval_sites[site_no]
             within = _whole(site.within_amount(frame), site.span)
-            computation = _period_end(frame.today, within, site.within_unit, self.calendar)
+            try:
+                computation = _period_end(frame.today, within, site.within_unit, self.calendar)
+            except DateOutsideCalendar as exc:
+                # unlike a deadline, an approval period is never armed provisionally: a
+                # confirming role's window must not be cut short by a missing holiday list
+                raise RuntimeFault(
+                    f"the approval period of `{site.action}` ({within} {site.within_unit.value} "
+                    f"from {frame.today.isoformat()}) runs past the years calendar "
+                    f"{self.calendar.version} covers ({exc}); load the next year's calendar "
+                    f"and submit again", site.span) from exc
             due = _end_of_day(computation.end, self.calendar)
             payload = tuple(frame.payload.items())
             self.approvals.append(PendingApproval(

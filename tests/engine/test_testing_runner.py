@@ -244,9 +244,10 @@ def test_cli_junit_for_several_files_is_one_document(capsys: pytest.CaptureFixtu
     assert [s.get("name") for s in root.iter("testsuite")] == ["loan_default", "case_filing"]
 
 
-def test_an_engine_exception_is_reported_not_raised() -> None:
-    """An approval whose period runs past the calendar's last year: step() may raise
-    DateOutsideCalendar there; the runner reports it (built-in check) and goes on."""
+def test_an_approval_period_past_the_calendar_refuses_the_event() -> None:
+    """An approval whose period runs past the calendar's last year: the event is refused
+    with a clear runtime fault naming the approval and the calendar (it used to escape
+    step() as a bare DateOutsideCalendar); the instance stays as it was."""
     from engine.testing.timeline import Line, Timeline, noon
 
     targets, _, _ = load_targets(EXAMPLES / "freeze_renewal.jrule")
@@ -255,10 +256,15 @@ def test_an_engine_exception_is_reported_not_raised() -> None:
     timeline = Timeline({"kind": "bank_deposit", "amount": "10.00", "renew_in_advance": False},
                         start, (Line("event", start, "freeze_ordered", "judge"),))
     run = run_timeline(program, CAL, timeline)
-    refused = [o.refused for o in run.observations if o.refused]
-    assert run.fault is not None or refused
-    if run.fault is not None:
-        assert "2027" in run.fault
+    assert run.fault is None
+    (refused,) = [o.refused for o in run.observations if o.refused]
+    assert refused.startswith("runtime_fault: the approval period of `freeze`")
+    assert CAL.version in refused and "2027-01-01" in refused
+    # a day earlier in the year the same event is accepted: the refusal is about the calendar
+    inside = noon(dt.date(2026, 12, 1), CAL)
+    ok = run_timeline(program, CAL, Timeline(timeline.terms, inside,
+                                             (Line("event", inside, "freeze_ordered", "judge"),)))
+    assert not [o.refused for o in ok.observations if o.refused]
 
 
 def test_simulate_fires_deadlines_that_fell_due_before_creation() -> None:
