@@ -51,9 +51,9 @@ def bootstrap(runtime: Any, out: TextIO) -> None:
 
 def serve_app(app: Any, host: str, port: int) -> None:
     """Run ``app`` with uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
-    import uvicorn
-
     import gc
+
+    import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=30, lifespan="on")
