@@ -248,7 +248,11 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
     courts = {r["code"]: r for r in _read_all(read, T_COURTS)}
     principals = {r["name"]: r for r in _read_all(read, T_PRINCIPALS)}
     roles = {(r["principal"], r["role"]): r for r in _read_all(read, T_ROLES)}
-    keys = {_digest({"key_id": r["key_id"]}): r for r in _read_all(read, T_KEYS)}
+    key_rows = _read_all(read, T_KEYS)
+    keys = {_digest({"key_id": r["key_id"]}): r for r in key_rows}  # revocations
+    # issues: key id and secret hash (records made before the hash was covered: id only)
+    issues = {**keys, **{_digest({"key_id": r["key_id"], "secret_hash": r["secret_hash"]}): r
+                         for r in key_rows}}
     org_keys = {_digest({"key_id": r["key_id"], "public_key": r["public_key"]}): r
                 for r in _read_all(read, T_ORG_KEYS)}
     org_ids = {_digest({"key_id": r["key_id"]}): r for r in org_keys.values()}
@@ -303,10 +307,10 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
         elif action == "deactivate_principal":
             deactivated.add(subject)
         elif action in ("issue_key", "revoke_key"):
-            key = keys.get(digest)
+            key = (issues if action == "issue_key" else keys).get(digest)
             if key is None:
                 add(f"api_keys[principal={subject}]", f"missing the key ledger entry {n} "
-                                                      f"records ({action})")
+                    f"records ({action}; or its key_id or secret_hash was changed)")
                 continue
             if key["principal"] != subject:
                 add(f"api_keys[key_id={key['key_id']}].principal",
@@ -355,7 +359,8 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
     for key in keys.values():
         kid = key["key_id"]
         if kid not in issued:
-            add(f"api_keys[key_id={kid}]", "has no issue_key record on the ledger")
+            add(f"api_keys[key_id={kid}]", "has no issue_key record on the ledger (or its "
+                                           "secret_hash was changed)")
         elif (kid in revoked) != (key["revoked_at"] is not None):
             add(f"api_keys[key_id={kid}].revoked_at",
                 f"is {key['revoked_at'] or 'empty'}, but the ledger records "

@@ -299,6 +299,10 @@ CASES = [
     ("key added", "INSERT INTO api_keys (key_id, principal, secret_hash, created_at) VALUES "
                   "('k-forged', 'judge', 'x', '2025-01-01 00:00:00')",
      ["api_keys[key_id=k-forged]: has no issue_key record"]),
+    ("key secret swapped", "UPDATE api_keys SET secret_hash = "
+                           "'0000000000000000000000000000000000000000000000000000000000000000' "
+                           "WHERE principal = 'admin'",
+     ["api_keys[principal=admin]: missing the key", "(or its secret_hash was changed)"]),
     ("key moved to another principal", "UPDATE api_keys SET principal = 'admin' "
                                        "WHERE principal = 'bank'",
      ["api_keys[key_id=", "].principal: is admin"]),
