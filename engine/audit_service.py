@@ -260,6 +260,7 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
     recorded_courts: set[str] = set()
     added: set[str] = set()
     deactivated: set[str] = set()
+    unmatched: set[str] = set()
     held: dict[tuple[str, str], int] = {}  # (principal, role) -> the entry granting it
     issued: set[str] = set()
     revoked: set[str] = set()
@@ -292,6 +293,7 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
             if initial is None:
                 add(f"principals[name={subject}].kind/court/party_id",
                     f"disagrees with ledger entry {n}")
+                unmatched.add(subject)  # its first roles are unknown: not compared
                 continue
             for first in initial:
                 held[(subject, first)] = n
@@ -349,11 +351,11 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
                 f"is {bool(row['active'])}, but the ledger records "
                 f"{'its deactivation' if name in deactivated else 'no deactivation'}")
     for (name, role), n in held.items():
-        if (name, role) not in roles and name in principals:
+        if (name, role) not in roles and name in principals and name not in unmatched:
             add(f"principal_roles[principal={name},role={role}]",
                 f"missing, but ledger entry {n} grants it (and no later record revokes it)")
     for (name, role) in roles:
-        if (name, role) not in held:
+        if (name, role) not in held and name not in unmatched:
             add(f"principal_roles[principal={name},role={role}]",
                 "is not granted by the ledger's records")
     for key in keys.values():
