@@ -19,7 +19,11 @@ d. every ledger entry about an off-chain row finds that row: a ``transition``
 e. every ``contract_versions`` row: its IR hashes to its id (and its rule set
    to its ``ruleset_id``), and the ledger has its deployment record;
 f. every instance's stored document equals a replay of its logged inputs;
-g. every instance's ``state_hash`` is the SHA-256 of its document.
+g. every instance's ``state_hash`` is the SHA-256 of its document;
+h. every ``signed_event`` record against its ``event_signatures`` row, both ways;
+i. every ``admin`` record against the rows it is about (test reports of gated
+   deployments, courts, principals, roles, keys, incident resolutions), both
+   ways (``engine/audit_service.py``).
 
 Every finding names its location (``table[key].column``).  Progress goes to
 stderr.  Exit status: 0 clean, 1 any finding, 2 a usage problem.
@@ -87,6 +91,7 @@ class StoreAudit:
     instances: int = 0
     entries: int = 0
     outbox: int = 0
+    service_records: int = 0
     versions: int = 0
     _seen: set[str] = field(default_factory=set, repr=False)
 
@@ -185,8 +190,15 @@ def audit_store(service: Any, ledger: Any | None, *, chunk: int = 1000,
             out.outbox += len(rows)
             _check_deliveries(out, read, ledger, rows)
         say(f"outbox: {out.outbox} delivery outcomes checked")
-        # (d) ledger entries against the rows they record
-        deployed = _check_entries(out, read, ledger, chunk, say)
+        # (d) ledger entries against the rows they record; (h), (i) the service's records
+        from engine.audit_service import check_rows
+
+        service_records = check_rows(out.add, lambda want, entry, row, columns: _diff(
+            out, want, entry, _Locate(row, columns)))
+        deployed = _check_entries(out, read, ledger, chunk, say, service_records)
+        service_records.finish(read, ledger, chunk, _chunks)
+        out.service_records = service_records.signed + len(service_records.admin)
+        say(f"service records: {out.service_records} matched with their rows")
     else:
         deployed = None
 
@@ -344,7 +356,7 @@ def _check_deliveries(out: StoreAudit, read: Any, ledger: Any, rows: list[Any]) 
 
 
 def _check_entries(out: StoreAudit, read: Any, ledger: Any, chunk: int,
-                   say: Callable[[str], None]) -> set[str]:
+                   say: Callable[[str], None], service_records: Any = None) -> set[str]:
     """(d): every entry about an off-chain row finds it; returns the deployed contract ids."""
     deployed: set[str] = set()
     size = ledger.size()
@@ -354,6 +366,8 @@ def _check_entries(out: StoreAudit, read: Any, ledger: Any, chunk: int,
         by_kind: dict[str, list[Any]] = {}
         for e in entries.values():
             by_kind.setdefault(e.kind, []).append(e)
+        if service_records is not None:
+            service_records.entries(read, by_kind)
         moves = by_kind.get("transition", []) + by_kind.get("migration", [])
         if moves:
             _check_moves(out, read, moves)
@@ -512,7 +526,8 @@ def run(args: argparse.Namespace) -> int:
           f"in {time.monotonic() - started:.1f} s")
     if ledger is not None:
         print(f"matched {result.entries} ledger entries with their rows, "
-              f"{result.outbox} delivery outcomes and {result.versions} contract versions")
+              f"{result.outbox} delivery outcomes and {result.versions} contract versions "
+              f"({result.service_records} signed-event and admin records)")
     if result.ok:
         print("no disagreement found")
         return 0

@@ -99,7 +99,8 @@ def _dispatcher(request: Request) -> Any:
     from engine.runtime.dispatcher import Dispatcher
     from engine.runtime.handlers import LocalHandler
 
-    return Dispatcher(rt.service.db, LocalHandler(), rt.service.clock)
+    return Dispatcher(rt.service.db, LocalHandler(), rt.service.clock,
+                      ledger=rt.service.ledger)
 
 
 @router.post("/actions/incidents/{incident_id}/retry", operation_id="retry_incident",

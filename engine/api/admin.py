@@ -2,7 +2,8 @@
 
 Every change is one transaction that also appends an ``admin`` record
 (``action``, ``subject``, ``digest`` = SHA-256 of the change's canonical JSON,
-``by``, ``at``) to the ledger, so who was given which power, and when, is as
+``by``, ``at``) to the ledger (``jrule audit`` recomputes each digest from the
+rows, ``engine/audit_service.py``), so who was given which power, and when, is as
 tamper-evident as what the engine did.  Secrets never reach the ledger or the
 database: an API key's secret is shown once, to the caller.
 """
@@ -117,9 +118,12 @@ class Administration:
         """A new API key for ``name``: (the key, shown once; the record of it)."""
         self._require_principal(name)
         key_id, token, digest = new_api_key()
-        done = self._write("issue_key", name, {"key_id": key_id}, by, [
+        # the record's digest covers the secret's hash too: a hash swapped in the store
+        # (to a secret someone else knows) no longer matches it (jrule audit)
+        done = self._write("issue_key", name, {"key_id": key_id, "secret_hash": digest}, by, [
             insert(T_KEYS).values(key_id=key_id, principal=name, secret_hash=digest,
                                   created_at=self._now(), revoked_at=None)])
+        done.pop("secret_hash")
         return token, done
 
     def revoke_key(self, key_id: str, by: str) -> dict[str, Any]:

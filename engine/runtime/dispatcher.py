@@ -464,6 +464,7 @@ class Dispatcher:
                 raise IncidentError(f"outbox row {incident.outbox_id} is not in incident")
             key: str = conn.execute(select(t.c.key).where(t.c.id == incident.outbox_id)
                                     ).scalar_one()
+            self._log_resolution(conn, incident_id)
         self.wake()
         return key
 
@@ -474,6 +475,22 @@ class Dispatcher:
             raise IncidentError("say who resolves the incident and how")
         with self._transaction() as conn:
             self._close(conn, incident_id, by, f"resolved: {note.strip()}", self._now())
+            self._log_resolution(conn, incident_id)
+
+    def _log_resolution(self, conn: Connection, incident_id: int) -> None:
+        """Record who closed an incident, and how, on the ledger, in the same transaction
+        (an ``admin`` record: see ``engine/runtime/ledger.py``)."""
+        if self.ledger is None:
+            return
+        from engine.runtime.ledger import incident_record
+
+        i, t = _INCIDENTS, _OUTBOX
+        row = conn.execute(select(i).where(i.c.id == incident_id)).mappings().one()
+        key = (conn.scalar(select(t.c.key).where(t.c.id == row["outbox_id"]))
+               if row["outbox_id"] is not None else None)
+        with Session(bind=conn) as session:
+            self.ledger.append([incident_record(dict(row), key)], session=session)
+            session.flush()
 
     @staticmethod
     def _close(conn: Connection, incident_id: int, by: str, resolution: str,

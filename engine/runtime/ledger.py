@@ -33,6 +33,11 @@ record:
 ``admin`` with action ``test_report`` (one per gated deployment)
     subject = the rule set id, digest = the passing test report's hash,
     by = the reviewer who approved the deployment, at.
+``admin`` with action ``retry_incident`` or ``resolve_incident`` (one per incident a
+    person closed): subject = ``incident=<id> key=<outbox key>`` (a failed
+    delivery) or ``incident=<id> instance=<instance>`` (a deadline fault),
+    digest = SHA-256 of ``incidents.resolution`` as stored (``retried`` or
+    ``resolved: <note>``), by = ``resolved_by``, at = ``resolved_at``.
 
 An input's records follow each other in the log, in this order: its
 transition, its migration (if any), one ``action`` per action it emitted and
@@ -61,6 +66,7 @@ __all__ = [
     "delivery_record",
     "deployment_record",
     "effects_digest",
+    "incident_record",
     "input_records",
     "migration_record",
     "reference_text",
@@ -282,4 +288,22 @@ def test_report_record(ruleset_id: str, report_hash: str, reviewer: str,
     return make_record("admin", {
         "action": "test_report", "subject": ruleset_id, "digest": report_hash,
         "by": reviewer, "at": _utc(at),
+    })
+
+
+def incident_record(row: Mapping[str, Any], key: str | None) -> Record:
+    """The record of a person closing an ``incidents`` row (``key``: its outbox row's key).
+
+    Made from the row after the change: ``resolution`` ``retried`` gives a
+    ``retry_incident`` record, anything else a ``resolve_incident`` one.
+    """
+    resolution = row["resolution"] or ""
+    if row["resolved_at"] is None:
+        raise ValueError(f"incident {row['id']} has no resolved_at")
+    target = (f" key={key}" if key else
+              f" instance={row['instance_id']}" if row["instance_id"] else "")
+    return make_record("admin", {
+        "action": "retry_incident" if resolution == "retried" else "resolve_incident",
+        "subject": f"incident={int(row['id'])}{target}", "digest": _sha(resolution),
+        "by": row["resolved_by"] or "", "at": _utc(row["resolved_at"]),
     })

@@ -773,11 +773,19 @@ class EngineService:
             conn.execute(update(T_TIMERS).where(T_TIMERS.c.instance_id == instance_id,
                                                 T_TIMERS.c.status == "held")
                          .values(status="pending"))
-            n = conn.execute(update(T_INCIDENTS).where(
-                T_INCIDENTS.c.instance_id == instance_id, T_INCIDENTS.c.status == "open",
-                T_INCIDENTS.c.kind == "deadline_fault",
-            ).values(status="resolved", resolved_by=by, resolved_at=now,
-                     resolution=f"resolved: {note}")).rowcount
+            open_faults = (T_INCIDENTS.c.instance_id == instance_id,
+                           T_INCIDENTS.c.status == "open",
+                           T_INCIDENTS.c.kind == "deadline_fault")
+            ids = list(conn.scalars(select(T_INCIDENTS.c.id).where(*open_faults)))
+            n = conn.execute(update(T_INCIDENTS).where(*open_faults).values(
+                status="resolved", resolved_by=by, resolved_at=now,
+                resolution=f"resolved: {note}")).rowcount
+            if self.ledger is not None and ids:  # who resolved them, on the ledger
+                from engine.runtime.ledger import incident_record
+
+                rows = conn.execute(select(T_INCIDENTS).where(T_INCIDENTS.c.id.in_(ids))
+                                    .order_by(T_INCIDENTS.c.id)).mappings().all()
+                self._append(conn, [incident_record(dict(r), None) for r in rows])
         for listener in list(self._listeners):
             listener(now)
         return {"instance": instance_id, "status": "active", "incidents_resolved": n}
