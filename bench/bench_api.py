@@ -186,10 +186,20 @@ def bench(label: str, url: str, data: Path, args: argparse.Namespace) -> dict[st
         # warm-up (connection set-up, caches), not counted
         _run_load(port, key, args.clients, 25, args.instances)
         before = _count_events(url) if label == "sqlite" else None
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--threads",
+                                    "--format", "raw", "--rate", "500", "--nonblocking", "--gil",
+                                    "--output", args.py_spy], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+            time.sleep(1)
         cpu0 = _cpu_seconds(server.pid)
         result = _run_load(port, key, args.clients, args.events // args.clients,
                            args.instances)
         cpu = _cpu_seconds(server.pid) - cpu0
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(60)
     finally:
         server.terminate()
         server.wait(60)
@@ -227,6 +237,9 @@ def main() -> int:
     p.add_argument("--pg", default=os.environ.get("JRULE_TEST_DATABASE_URL"))
     p.add_argument("--no-pg", action="store_true")
     p.add_argument("--no-sqlite", action="store_true")
+    p.add_argument("--py-spy", default=None, metavar="FILE",
+                   help="sample the server with py-spy during the measured run (raw "
+                        "collapsed stacks to FILE; slows the server down)")
     p.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = p.parse_args()
     rows = []
