@@ -116,10 +116,14 @@ class GroupWriter:
                 except queue.Empty:
                     # linger a moment while fewer arrived than the last group had: the
                     # senders answered by that commit are sending their next events
-                    if len(group) >= self._expect or time.monotonic() >= until:
+                    # (a blocking get wakes as soon as one arrives; no polling)
+                    left = until - time.monotonic()
+                    if len(group) >= self._expect or left <= 0:
                         break
-                    time.sleep(0.0002)
-                    continue
+                    try:
+                        item = self._queue.get(timeout=left)
+                    except queue.Empty:
+                        break
                 if item is None:
                     stopping = True
                     break
