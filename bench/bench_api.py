@@ -8,9 +8,10 @@ machine, 8 concurrent clients; PostgreSQL reported beside it.
 
 What is measured.  ``jrule serve`` runs as its own process (uvicorn on
 loopback, the embedded configuration: SQLite WAL, or PostgreSQL; ledger on;
-access log off).  A *separate* load process runs ``--clients`` threads, each
-with one keep-alive HTTP/1.1 connection (``http.client``: the client must not
-be the bottleneck), each sending ``POST /instances/{id}/events`` payments
+access log off, ``cpu = "auto"``: its threads pinned to one CPU, see
+docs/operations.md; ``--cpu ""`` leaves them to the kernel).  A *separate*
+load process runs ``--clients`` threads, each with one keep-alive HTTP/1.1
+connection (``http.client``: the client must not be the bottleneck), each sending ``POST /instances/{id}/events`` payments
 (``付款``, its own idempotency key, a random instance of ``--instances``)
 one after another, authenticated with a clerk's API key.  A request counts
 when its ``200`` answer arrived: by then the event was applied and its
@@ -165,7 +166,8 @@ def bench(label: str, url: str, data: Path, args: argparse.Namespace) -> dict[st
         f'database_url = "{url}"', f'data_dir = "{data}"', f"port = {port}",
         'ledger_origin = "bench.local/ledger"', f'ledger_key = "{data / "ledger.skey"}"',
         "access_log = false", 'log_level = "WARNING"',
-        'virtual_clock = "2025-09-01T02:00:00Z"']) + "\n", encoding="utf-8")
+        'virtual_clock = "2025-09-01T02:00:00Z"', f'cpu = "{args.cpu}"']) + "\n",
+        encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     log = open(data / "server.log", "wb")
     server = subprocess.Popen([sys.executable, "-m", "rules_dsl.cli", "serve", "--config",
@@ -237,6 +239,9 @@ def main() -> int:
     p.add_argument("--pg", default=os.environ.get("JRULE_TEST_DATABASE_URL"))
     p.add_argument("--no-pg", action="store_true")
     p.add_argument("--no-sqlite", action="store_true")
+    p.add_argument("--cpu", default="auto",
+                   help='the server\'s `cpu` setting: "auto" (default: its threads pinned to '
+                        'the CPU it starts on), a CPU number, or "" (left to the kernel)')
     p.add_argument("--py-spy", default=None, metavar="FILE",
                    help="sample the server with py-spy during the measured run (raw "
                         "collapsed stacks to FILE; slows the server down)")
@@ -262,7 +267,8 @@ def main() -> int:
             finally:
                 pg_admin(f"DROP SCHEMA {schema} CASCADE")
     print(f"\nHTTP API, {args.clients} concurrent clients in a separate process, loopback; "
-          f"target >= {TARGET_EPS} events/s, p99 < {TARGET_P99_MS:.0f} ms on SQLite")
+          f"target >= {TARGET_EPS} events/s, p99 < {TARGET_P99_MS:.0f} ms on SQLite; "
+          f"server cpu = {args.cpu!r}")
     print(f"{'backend':<11} {'events':>7} {'applied':>8} {'errors':>6} {'events/s':>9} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'load1':>6} {'srv CPU ms/ev':>13}")
     ok = True

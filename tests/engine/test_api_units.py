@@ -51,6 +51,38 @@ def test_config_errors_say_what_and_where(tmp_path: Path, content: str, env: dic
         load_config(tmp_path / "missing.toml", env={})
 
 
+def test_cpu_setting_pins_the_serving_threads_or_says_what_is_wrong(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    from engine.api.serve import pin_cpu
+
+    assert load_config(env={}).cpu == ""
+    assert load_config(env={"JRULE_CPU": " Auto "}).cpu == "auto"
+    with pytest.raises(ConfigError, match='JRULE_CPU: `cpu` must be "auto" or a CPU number'):
+        load_config(env={"JRULE_CPU": "fast"})
+    allowed = os.sched_getaffinity(0)
+    got: dict[str, object] = {}
+
+    def in_a_thread() -> None:  # affinity is per thread: the test's own stays as it was
+        got["none"] = pin_cpu("")
+        got["unchanged"] = os.sched_getaffinity(0)
+        try:
+            pin_cpu(str(max(allowed) + 1000))
+        except ConfigError as exc:
+            got["error"] = exc.message
+        got["auto"] = pin_cpu("auto")
+        got["after"] = os.sched_getaffinity(0)
+
+    t = threading.Thread(target=in_a_thread)
+    t.start()
+    t.join()
+    assert got["none"] is None and got["unchanged"] == allowed
+    assert "this process may only run on CPUs" in str(got["error"])
+    assert got["auto"] in allowed and got["after"] == {got["auto"]}
+    assert os.sched_getaffinity(0) == allowed
+
+
 # --- the group writer ----------------------------------------------------------------------
 
 
