@@ -11,9 +11,10 @@ loopback, the embedded configuration: SQLite WAL, or PostgreSQL; ledger on;
 access log off, ``cpu = "auto"``: its threads pinned to one CPU, see
 docs/operations.md; ``--cpu ""`` leaves them to the kernel).  A *separate*
 load process runs ``--clients`` threads, each with one keep-alive HTTP/1.1
-connection (``http.client``: the client must not be the bottleneck), each sending ``POST /instances/{id}/events`` payments
-(``付款``, its own idempotency key, a random instance of ``--instances``)
-one after another, authenticated with a clerk's API key.  A request counts
+connection (``http.client``: the client must not be the bottleneck), each
+sending ``POST /instances/{id}/events`` payments (``付款``, its own
+idempotency key, a random instance of ``--instances``) one after another,
+authenticated with a clerk's API key.  A request counts
 when its ``200`` answer arrived: by then the event was applied and its
 transaction (input log, state, ledger entry) committed — the server's group
 writer commits the requests that arrive together in one transaction.  After
