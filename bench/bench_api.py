@@ -8,11 +8,13 @@ machine, 8 concurrent clients; PostgreSQL reported beside it.
 
 What is measured.  ``jrule serve`` runs as its own process (uvicorn on
 loopback, the embedded configuration: SQLite WAL, or PostgreSQL; ledger on;
-access log off).  A *separate* load process runs ``--clients`` threads, each
-with one keep-alive HTTP/1.1 connection (``http.client``: the client must not
-be the bottleneck), each sending ``POST /instances/{id}/events`` payments
-(``付款``, its own idempotency key, a random instance of ``--instances``)
-one after another, authenticated with a clerk's API key.  A request counts
+access log off, ``cpu = "auto"``: its threads pinned to one CPU, see
+docs/operations.md; ``--cpu ""`` leaves them to the kernel).  A *separate*
+load process runs ``--clients`` threads, each with one keep-alive HTTP/1.1
+connection (``http.client``: the client must not be the bottleneck), each
+sending ``POST /instances/{id}/events`` payments (``付款``, its own
+idempotency key, a random instance of ``--instances``) one after another,
+authenticated with a clerk's API key.  A request counts
 when its ``200`` answer arrived: by then the event was applied and its
 transaction (input log, state, ledger entry) committed — the server's group
 writer commits the requests that arrive together in one transaction.  After
@@ -165,7 +167,8 @@ def bench(label: str, url: str, data: Path, args: argparse.Namespace) -> dict[st
         f'database_url = "{url}"', f'data_dir = "{data}"', f"port = {port}",
         'ledger_origin = "bench.local/ledger"', f'ledger_key = "{data / "ledger.skey"}"',
         "access_log = false", 'log_level = "WARNING"',
-        'virtual_clock = "2025-09-01T02:00:00Z"']) + "\n", encoding="utf-8")
+        'virtual_clock = "2025-09-01T02:00:00Z"', f'cpu = "{args.cpu}"']) + "\n",
+        encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     log = open(data / "server.log", "wb")
     server = subprocess.Popen([sys.executable, "-m", "rules_dsl.cli", "serve", "--config",
@@ -186,10 +189,20 @@ def bench(label: str, url: str, data: Path, args: argparse.Namespace) -> dict[st
         # warm-up (connection set-up, caches), not counted
         _run_load(port, key, args.clients, 25, args.instances)
         before = _count_events(url) if label == "sqlite" else None
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--threads",
+                                    "--format", "raw", "--rate", "500", "--nonblocking", "--gil",
+                                    "--output", args.py_spy], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+            time.sleep(1)
         cpu0 = _cpu_seconds(server.pid)
         result = _run_load(port, key, args.clients, args.events // args.clients,
                            args.instances)
         cpu = _cpu_seconds(server.pid) - cpu0
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(60)
     finally:
         server.terminate()
         server.wait(60)
@@ -227,6 +240,12 @@ def main() -> int:
     p.add_argument("--pg", default=os.environ.get("JRULE_TEST_DATABASE_URL"))
     p.add_argument("--no-pg", action="store_true")
     p.add_argument("--no-sqlite", action="store_true")
+    p.add_argument("--cpu", default="auto",
+                   help='the server\'s `cpu` setting: "auto" (default: its threads pinned to '
+                        'the CPU it starts on), a CPU number, or "" (left to the kernel)')
+    p.add_argument("--py-spy", default=None, metavar="FILE",
+                   help="sample the server with py-spy during the measured run (raw "
+                        "collapsed stacks to FILE; slows the server down)")
     p.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = p.parse_args()
     rows = []
@@ -249,7 +268,8 @@ def main() -> int:
             finally:
                 pg_admin(f"DROP SCHEMA {schema} CASCADE")
     print(f"\nHTTP API, {args.clients} concurrent clients in a separate process, loopback; "
-          f"target >= {TARGET_EPS} events/s, p99 < {TARGET_P99_MS:.0f} ms on SQLite")
+          f"target >= {TARGET_EPS} events/s, p99 < {TARGET_P99_MS:.0f} ms on SQLite; "
+          f"server cpu = {args.cpu!r}")
     print(f"{'backend':<11} {'events':>7} {'applied':>8} {'errors':>6} {'events/s':>9} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'load1':>6} {'srv CPU ms/ev':>13}")
     ok = True

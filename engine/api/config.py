@@ -33,6 +33,10 @@ gate_examples          ``JRULE_GATE_EXAMPLES``     ``200`` generated timelines p
 virtual_clock          ``JRULE_VIRTUAL_CLOCK``     none: an ISO instant; runs a *sandbox* on
                                                    a virtual clock standing there (moved by
                                                    ``POST /sandbox/clock``), for rehearsals
+cpu                    ``JRULE_CPU``               none: the kernel places the threads;
+                                                   ``auto`` (the CPU it starts on) or a CPU
+                                                   number pins the serving threads to one CPU
+                                                   (see docs/operations.md)
 =====================  ==========================  ======================================
 
 The mode follows the database: SQLite is the *embedded* mode (one process),
@@ -86,6 +90,7 @@ class ServeConfig:
     gate_examples: int = 200
     log_level: str = "INFO"
     virtual_clock: str = ""
+    cpu: str = ""
     #: not configurable from files: set by ``jrule run`` for its sandbox
     sandbox: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -129,6 +134,11 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError("true or false")
+        if name == "cpu":
+            text = str(value).strip().lower()
+            if text not in ("", "auto") and not text.isdigit():
+                raise ValueError('"auto" or a CPU number')
+            return text
         if not isinstance(value, str):
             raise ValueError("a string")
         return value

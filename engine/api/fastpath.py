@@ -4,7 +4,7 @@ Submitting events is what other court systems do all day; FastAPI's routing
 and dependency resolution cost more than applying the event does.  This pure
 ASGI layer answers the *common* case itself — a JSON body that the
 :class:`EventRequest` model accepts, a valid API key of court staff, an
-instance of the caller's court already known to this process, no signature —
+instance of the caller's court (looked up once per process), no signature —
 with exactly the checks and answers of the documented route
 (:func:`engine.api.instances.submit_event`): same model, same policy table,
 same writer, same result shape.  Everything else (bad JSON, refusals by the
@@ -14,6 +14,7 @@ passed on to FastAPI untouched, so every error still comes from one place.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -64,6 +65,14 @@ class EventFastPath:
             await self.app(scope, replay, send)
             return
         caller, submission = answer
+        authenticator = self.runtime.authenticator
+        meta = authenticator.cached_instance(submission.instance_id)
+        if meta is None:  # first event for it in this process: look its court up once
+            meta = await asyncio.get_running_loop().run_in_executor(
+                None, authenticator.instance, submission.instance_id)
+        if meta is None or (caller.court is not None and caller.court != meta.court):
+            await self.app(scope, replay, send)
+            return
         state = scope.setdefault("state", {})
         state["principal"] = caller.name
         try:
@@ -84,7 +93,10 @@ class EventFastPath:
 
     def _answer(self, scope: Scope, instance_id: str, body: bytes
                 ) -> tuple[Caller, EventSubmission] | None:
-        """The caller and the event when this request is the common case, else None."""
+        """The caller and the event when this request may be the common case, else None.
+
+        Whether the instance exists and is of the caller's court is checked after.
+        """
         headers: dict[bytes, bytes] = {}
         for k, v in scope["headers"]:
             if k in headers:
@@ -102,9 +114,6 @@ class EventFastPath:
                 or not caller.roles & COURT_STAFF:
             return None
         instance_id = unquote(instance_id)
-        meta = runtime.authenticator.cached_instance(instance_id)
-        if meta is None or (caller.court is not None and caller.court != meta.court):
-            return None
         try:
             request = EventRequest.model_validate_json(body)
         except ValidationError:

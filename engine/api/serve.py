@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-__all__ = ["HELP", "add_arguments", "bootstrap", "run", "serve_app"]
+__all__ = ["HELP", "add_arguments", "bootstrap", "pin_cpu", "run", "serve_app"]
 
 HELP = "run the engine as an HTTP service (embedded default: SQLite in ./jrule-data)"
 
@@ -49,6 +49,32 @@ def bootstrap(runtime: Any, out: TextIO) -> None:
               f"its API key, shown only now:\n  {key}\n")
 
 
+def pin_cpu(setting: str) -> int | None:
+    """Pin the calling thread, and the threads it starts from now on, to one CPU.
+
+    ``setting`` is the ``cpu`` setting: ``""`` (leave it to the kernel: None),
+    ``"auto"`` (the CPU this thread is running on) or a CPU number.  Why: the
+    event loop and the group writer hand the interpreter lock to each other
+    for every commit group; on two CPUs each hand-over moves the work to a
+    cold core (a third more CPU per event in ``bench/bench_api.py``), and only
+    one of them can run Python at a time anyway.
+    """
+    import os
+
+    from engine.api.config import ConfigError
+
+    if not setting:
+        return None
+    allowed = os.sched_getaffinity(0)
+    cpu = os.sched_getcpu() if setting == "auto" and hasattr(os, "sched_getcpu") else \
+        (min(allowed) if setting == "auto" else int(setting))
+    if cpu not in allowed:
+        raise ConfigError(f"`cpu` = {setting}: this process may only run on CPUs "
+                          f"{', '.join(map(str, sorted(allowed)))}")
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
 def serve_app(app: Any, host: str, port: int) -> None:
     """Run ``app`` with uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
     import gc
@@ -80,6 +106,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
         config = load_config(args.config, data_dir=args.data, database_url=args.db,
                              host=args.host, port=args.port)
         configure_logging(config.log_level)
+        cpu = pin_cpu(config.cpu)
         runtime = open_runtime(config)
     except EngineError as exc:
         err.write(f"jrule serve: error: {exc.message}\n")
@@ -88,6 +115,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
     base = f"http://{config.host}:{config.port}"
     mode = "production (PostgreSQL)" if config.production else \
         f"embedded (SQLite in {config.data_dir}/)"
+    if cpu is not None:
+        out.write(f"jrule serve: serving threads pinned to CPU {cpu}\n")
     out.write(f"jrule serve: {mode}\n  API      {base}/\n  docs     {base}/docs\n"
               f"  OpenAPI  {base}/openapi.json\n  health   {base}/health\n")
     out.flush()

@@ -12,6 +12,10 @@ committed, the writer lingers up to ``linger`` (2 ms) for n again before it
 starts the next: the senders just answered are sending their next events, and
 a group of one event costs a whole transaction.
 
+Requests waiting in one event loop (:meth:`apply`) are woken together: one
+``call_soon_threadsafe`` per group settles all their futures, instead of one
+wake-up of the loop per event.
+
 Stopping (:meth:`close`) refuses new work, finishes everything queued and
 joins the thread, so a graceful shutdown loses no accepted event.
 """
@@ -25,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Union
 
 from engine.runtime.results import Outcome
 from engine.runtime.service import EngineService, EventSubmission
@@ -36,7 +40,9 @@ log = logging.getLogger("jrule.writer")
 
 #: an applied event's outcome and the ledger index of its transition record
 Applied = tuple[Outcome, int | None]
-_Item = tuple[EventSubmission, "Future[Applied]"]
+#: who waits for an event: a thread (``concurrent.futures``) or a coroutine (``asyncio``)
+_Waiter = Union["Future[Applied]", "asyncio.Future[Applied]"]
+_Item = tuple[EventSubmission, _Waiter]
 
 
 class WriterClosed(RuntimeError):
@@ -83,7 +89,11 @@ class GroupWriter:
 
     async def apply(self, submission: EventSubmission) -> Applied:
         """:meth:`submit` and wait for the outcome (for ``async`` request handlers)."""
-        return await asyncio.wrap_future(self.submit(submission))
+        if self._closed:
+            raise WriterClosed("the service is shutting down")
+        future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
+        self._queue.put((submission, future))
+        return await future
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Take no more events, apply those queued, stop the thread."""
@@ -106,10 +116,14 @@ class GroupWriter:
                 except queue.Empty:
                     # linger a moment while fewer arrived than the last group had: the
                     # senders answered by that commit are sending their next events
-                    if len(group) >= self._expect or time.monotonic() >= until:
+                    # (a blocking get wakes as soon as one arrives; no polling)
+                    left = until - time.monotonic()
+                    if len(group) >= self._expect or left <= 0:
                         break
-                    time.sleep(0.0002)
-                    continue
+                    try:
+                        item = self._queue.get(timeout=left)
+                    except queue.Empty:
+                        break
                 if item is None:
                     stopping = True
                     break
@@ -140,19 +154,48 @@ class GroupWriter:
                     self._apply([item])
                 return
             log.exception("an event could not be applied")
-            for _, future in group:
-                if not future.done():
-                    future.set_exception(RuntimeError("the event could not be applied"))
+            _settle([(future, None) for _, future in group])
             return
         self.groups += 1
         self.events += len(group)
+        settled: list[tuple[_Waiter, Applied | None]] = []
         for (_, future), outcome in zip(group, outcomes, strict=True):
             index = None
             if outcome.accepted and not outcome.duplicate and outcome.seq is not None:
                 index = self._indexes.get((outcome.instance_id, outcome.seq))
-            future.set_result((outcome, index))
+            settled.append((future, (outcome, index)))
+        _settle(settled)
         if self._on_applied is not None:
             try:
                 self._on_applied(outcomes)
             except Exception:
                 log.exception("on_applied failed")
+
+
+def _settle(settled: list[tuple[_Waiter, Applied | None]]) -> None:
+    """Give each waiter its result (``None``: the event failed); one wake-up per event loop."""
+    loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Applied],
+                                                     Applied | None]]] = {}
+    for future, result in settled:
+        if isinstance(future, asyncio.Future):
+            loops.setdefault(future.get_loop(), []).append((future, result))
+        elif not future.done():
+            if result is None:
+                future.set_exception(RuntimeError("the event could not be applied"))
+            else:
+                future.set_result(result)
+    for loop, waiting in loops.items():
+        try:
+            loop.call_soon_threadsafe(_settle_in_loop, waiting)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
+def _settle_in_loop(waiting: list[tuple[asyncio.Future[Applied], Applied | None]]) -> None:
+    for future, result in waiting:
+        if future.done():  # the request was cancelled (its client went away)
+            continue
+        if result is None:
+            future.set_exception(RuntimeError("the event could not be applied"))
+        else:
+            future.set_result(result)

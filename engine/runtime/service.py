@@ -63,6 +63,7 @@ from engine.runtime.unit import (
     InstanceWork,
     StaleInstance,
     Unit,
+    executemany,
 )
 from engine.state import (
     Create,
@@ -88,6 +89,10 @@ T_VERSIONS: Table = ContractVersion.__table__  # type: ignore[assignment]
 MAX_KEY = 200
 _RETRIES = 4
 _PROBES = 250  # (instance, key) pairs looked up per statement
+#: each input-log row's ledger index, set after the append (module level: see executemany)
+_SET_LEDGER_INDEX = update(T_INPUTS).where(
+    T_INPUTS.c.instance_id == bindparam("b_instance"),
+    T_INPUTS.c.seq == bindparam("b_seq")).values(ledger_index=bindparam("v_index"))
 
 # The hot path's statements, built once (SQLAlchemy caches their compiled form).
 _I, _T, _N = T_INSTANCES, T_TIMERS, T_INPUTS
@@ -429,11 +434,9 @@ class EngineService:
 
         records, positions = unit_records(unit)
         indexes = self._append(conn, records)
-        conn.execute(update(T_INPUTS).where(
-            T_INPUTS.c.instance_id == bindparam("b_instance"),
-            T_INPUTS.c.seq == bindparam("b_seq")).values(ledger_index=bindparam("v_index")),
-            [{"b_instance": row["instance_id"], "b_seq": row["seq"], "v_index": indexes[i]}
-             for row, i in zip(unit.inputs, positions, strict=True)])
+        executemany(conn, _SET_LEDGER_INDEX, [
+            {"b_instance": row["instance_id"], "b_seq": row["seq"], "v_index": indexes[i]}
+            for row, i in zip(unit.inputs, positions, strict=True)])
         for row, i in zip(unit.inputs, positions, strict=True):
             row["ledger_index"] = indexes[i]
 

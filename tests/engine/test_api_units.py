@@ -51,6 +51,38 @@ def test_config_errors_say_what_and_where(tmp_path: Path, content: str, env: dic
         load_config(tmp_path / "missing.toml", env={})
 
 
+def test_cpu_setting_pins_the_serving_threads_or_says_what_is_wrong(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    from engine.api.serve import pin_cpu
+
+    assert load_config(env={}).cpu == ""
+    assert load_config(env={"JRULE_CPU": " Auto "}).cpu == "auto"
+    with pytest.raises(ConfigError, match='JRULE_CPU: `cpu` must be "auto" or a CPU number'):
+        load_config(env={"JRULE_CPU": "fast"})
+    allowed = os.sched_getaffinity(0)
+    got: dict[str, object] = {}
+
+    def in_a_thread() -> None:  # affinity is per thread: the test's own stays as it was
+        got["none"] = pin_cpu("")
+        got["unchanged"] = os.sched_getaffinity(0)
+        try:
+            pin_cpu(str(max(allowed) + 1000))
+        except ConfigError as exc:
+            got["error"] = exc.message
+        got["auto"] = pin_cpu("auto")
+        got["after"] = os.sched_getaffinity(0)
+
+    t = threading.Thread(target=in_a_thread)
+    t.start()
+    t.join()
+    assert got["none"] is None and got["unchanged"] == allowed
+    assert "this process may only run on CPUs" in str(got["error"])
+    assert got["auto"] in allowed and got["after"] == {got["auto"]}
+    assert os.sched_getaffinity(0) == allowed
+
+
 # --- the group writer ----------------------------------------------------------------------
 
 
@@ -107,6 +139,42 @@ def test_closing_applies_what_was_queued(tmp_path: Path) -> None:
         assert svc.state("c0")["seq"] == 41
         with pytest.raises(WriterClosed):
             writer.submit(EventSubmission("c0", "付款", "被申请人", {"数额": "1.00"}))
+    finally:
+        svc.close()
+
+
+def test_coroutines_waiting_in_one_group_all_get_their_own_outcome(tmp_path: Path) -> None:
+    """apply(): a group's waiters are settled together; a cancelled one does not stop the rest,
+    and an event that fails raises in its own waiter only."""
+    import asyncio
+
+    svc = _service(tmp_path, "s.sqlite3")
+    writer = GroupWriter(svc, linger=0.05)
+
+    async def run() -> list[object]:
+        subs = [EventSubmission(f"c{n % 3}", "付款", "被申请人", {"数额": "1.00"}, f"a{n}")
+                for n in range(6)]
+        tasks = [asyncio.ensure_future(writer.apply(s)) for s in subs]
+        bad = asyncio.ensure_future(writer.apply(EventSubmission("c0", "boom", "被申请人", {})))
+        await asyncio.sleep(0)
+        tasks[2].cancel()  # its client went away before the group committed
+        writer.start()
+        return await asyncio.wait_for(asyncio.gather(*tasks, bad, return_exceptions=True), 30)
+
+    try:
+        results = asyncio.run(run())
+        assert isinstance(results[2], asyncio.CancelledError)
+        applied = [r for n, r in enumerate(results[:6]) if n != 2]
+        assert all(isinstance(r, tuple) and r[0].accepted for r in applied)
+        # each its own outcome: its own instance and position in that instance's log
+        assert len({(r[0].instance_id, r[0].seq) for r in applied
+                    if isinstance(r, tuple)}) == 5
+        last = results[6]
+        assert isinstance(last, RuntimeError) or \
+            (isinstance(last, tuple) and not last[0].accepted)
+        writer.close()
+        # the cancelled request's event was still applied (it was accepted before the cancel)
+        assert sum(svc.state(f"c{i}")["seq"] for i in range(3)) == 3 + 6
     finally:
         svc.close()
 
