@@ -8,8 +8,9 @@ machine, 8 concurrent clients; PostgreSQL reported beside it.
 
 What is measured.  ``jrule serve`` runs as its own process (uvicorn on
 loopback, the embedded configuration: SQLite WAL, or PostgreSQL; ledger on;
-access log off, ``cpu = "auto"``: its threads pinned to one CPU, see
-docs/operations.md; ``--cpu ""`` leaves them to the kernel).  A *separate*
+access log off, ``cpu`` as configured by default: an embedded (SQLite) server
+pins its threads to one CPU, a production (PostgreSQL) one leaves them to the
+kernel, see docs/operations.md; ``--cpu off`` / ``--cpu auto`` force either).  A *separate*
 load process runs ``--clients`` threads, each with one keep-alive HTTP/1.1
 connection (``http.client``: the client must not be the bottleneck), each
 sending ``POST /instances/{id}/events`` payments (``付款``, its own
@@ -240,9 +241,10 @@ def main() -> int:
     p.add_argument("--pg", default=os.environ.get("JRULE_TEST_DATABASE_URL"))
     p.add_argument("--no-pg", action="store_true")
     p.add_argument("--no-sqlite", action="store_true")
-    p.add_argument("--cpu", default="auto",
-                   help='the server\'s `cpu` setting: "auto" (default: its threads pinned to '
-                        'the CPU it starts on), a CPU number, or "" (left to the kernel)')
+    p.add_argument("--cpu", default="",
+                   help='the server\'s `cpu` setting: "" (default: the mode\'s default, pinned '
+                        'on SQLite, not on PostgreSQL), "auto" (pinned to the CPU it starts '
+                        'on), a CPU number, or "off" (left to the kernel)')
     p.add_argument("--py-spy", default=None, metavar="FILE",
                    help="sample the server with py-spy during the measured run (raw "
                         "collapsed stacks to FILE; slows the server down)")

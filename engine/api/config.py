@@ -33,10 +33,11 @@ gate_examples          ``JRULE_GATE_EXAMPLES``     ``200`` generated timelines p
 virtual_clock          ``JRULE_VIRTUAL_CLOCK``     none: an ISO instant; runs a *sandbox* on
                                                    a virtual clock standing there (moved by
                                                    ``POST /sandbox/clock``), for rehearsals
-cpu                    ``JRULE_CPU``               none: the kernel places the threads;
-                                                   ``auto`` (the CPU it starts on) or a CPU
-                                                   number pins the serving threads to one CPU
-                                                   (see docs/operations.md)
+cpu                    ``JRULE_CPU``               by mode: ``auto`` in the embedded mode,
+                                                   ``off`` in production; ``auto`` (the CPU it
+                                                   starts on) or a CPU number pins the serving
+                                                   threads to one CPU, ``off`` leaves them to
+                                                   the kernel (see docs/operations.md)
 =====================  ==========================  ======================================
 
 The mode follows the database: SQLite is the *embedded* mode (one process),
@@ -136,8 +137,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             raise ValueError("true or false")
         if name == "cpu":
             text = str(value).strip().lower()
-            if text not in ("", "auto") and not text.isdigit():
-                raise ValueError('"auto" or a CPU number')
+            if text not in ("", "auto", "off") and not text.isdigit():
+                raise ValueError('"auto", "off" or a CPU number')
             return text
         if not isinstance(value, str):
             raise ValueError("a string")

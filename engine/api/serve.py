@@ -52,7 +52,7 @@ def bootstrap(runtime: Any, out: TextIO) -> None:
 def pin_cpu(setting: str) -> int | None:
     """Pin the calling thread, and the threads it starts from now on, to one CPU.
 
-    ``setting`` is the ``cpu`` setting: ``""`` (leave it to the kernel: None),
+    ``setting`` is the ``cpu`` setting: ``""`` or ``"off"`` (leave it to the kernel: None),
     ``"auto"`` (the CPU this thread is running on) or a CPU number.  Why: the
     event loop and the group writer hand the interpreter lock to each other
     for every commit group; on two CPUs each hand-over moves the work to a
@@ -63,7 +63,7 @@ def pin_cpu(setting: str) -> int | None:
 
     from engine.api.config import ConfigError
 
-    if not setting:
+    if not setting or setting == "off":
         return None
     allowed = os.sched_getaffinity(0)
     cpu = os.sched_getcpu() if setting == "auto" and hasattr(os, "sched_getcpu") else \
@@ -106,7 +106,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
         config = load_config(args.config, data_dir=args.data, database_url=args.db,
                              host=args.host, port=args.port)
         configure_logging(config.log_level)
-        cpu = pin_cpu(config.cpu)
+        # unset: one process on SQLite (embedded) pins itself; production servers, often
+        # several on a host, leave placement to the kernel unless told
+        cpu = pin_cpu(config.cpu or ("off" if config.production else "auto"))
         runtime = open_runtime(config)
     except EngineError as exc:
         err.write(f"jrule serve: error: {exc.message}\n")

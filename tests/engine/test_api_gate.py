@@ -51,6 +51,8 @@ def test_gate_refuses_failing_and_untested_rule_sets_and_records_passing_ones(
         assert new and len(versions) == len(before) + len(deployed)
         hashes = {v["report_hash"] for v in new}
         assert len(hashes) == 1 and None not in hashes
+        # an embedded (SQLite) server pins itself to one CPU unless told otherwise
+        assert "serving threads pinned to CPU" in server.output()
         (report_hash,) = hashes
         assert len(report_hash) == 64
         index = _report_ledger_index(store.url)

@@ -59,13 +59,16 @@ def test_cpu_setting_pins_the_serving_threads_or_says_what_is_wrong(tmp_path: Pa
 
     assert load_config(env={}).cpu == ""
     assert load_config(env={"JRULE_CPU": " Auto "}).cpu == "auto"
-    with pytest.raises(ConfigError, match='JRULE_CPU: `cpu` must be "auto" or a CPU number'):
+    assert load_config(env={"JRULE_CPU": "off"}).cpu == "off"
+    with pytest.raises(ConfigError,
+                       match='JRULE_CPU: `cpu` must be "auto", "off" or a CPU number'):
         load_config(env={"JRULE_CPU": "fast"})
     allowed = os.sched_getaffinity(0)
     got: dict[str, object] = {}
 
     def in_a_thread() -> None:  # affinity is per thread: the test's own stays as it was
         got["none"] = pin_cpu("")
+        got["off"] = pin_cpu("off")
         got["unchanged"] = os.sched_getaffinity(0)
         try:
             pin_cpu(str(max(allowed) + 1000))
@@ -77,7 +80,7 @@ def test_cpu_setting_pins_the_serving_threads_or_says_what_is_wrong(tmp_path: Pa
     t = threading.Thread(target=in_a_thread)
     t.start()
     t.join()
-    assert got["none"] is None and got["unchanged"] == allowed
+    assert got["none"] is None and got["off"] is None and got["unchanged"] == allowed
     assert "this process may only run on CPUs" in str(got["error"])
     assert got["auto"] in allowed and got["after"] == {got["auto"]}
     assert os.sched_getaffinity(0) == allowed
