@@ -50,15 +50,20 @@ from engine.runtime.ledger import (
     input_records,
     result_keys,
 )
-from engine.runtime.models import ContractVersion
+from engine.runtime.models import (
+    T_APPROVALS,
+    T_INCIDENTS,
+    T_INPUTS,
+    T_INSTANCES,
+    T_OUTBOX,
+    T_VERSIONS,
+)
 from engine.runtime.results import canonical_json
-from engine.runtime.unit import T_APPROVALS, T_INCIDENTS, T_INPUTS, T_INSTANCES, T_OUTBOX
 
 __all__ = ["HELP", "StoreAudit", "add_arguments", "audit_store", "run"]
 
 HELP = "check the whole store against the ledger and replays"
 
-T_VERSIONS: Table = ContractVersion.__table__  # type: ignore[assignment]
 
 #: record field -> the column it is made from, per kind (None: the input row's column)
 _INPUT_COLUMN = {"instance": "instance_id", "seq": "seq", "contract": "result", "input": "body",

@@ -45,27 +45,21 @@ from sqlalchemy import Table, select
 
 from engine.runtime.ledger import incident_record, test_report_record
 from engine.runtime.models import (
-    ApiKey,
-    ContractVersion,
-    Court,
-    EventSignature,
-    OrgKey,
-    Principal,
-    PrincipalRole,
+    T_COURTS,
+    T_INCIDENTS,
+    T_KEYS,
+    T_ORG_KEYS,
+    T_OUTBOX,
+    T_PRINCIPALS,
+    T_ROLES,
+    T_SIGNATURES,
+    T_VERSIONS,
 )
 from engine.runtime.results import canonical_json
-from engine.runtime.unit import T_INCIDENTS, T_OUTBOX
 from ledger_adapter.record import make_record
 
 __all__ = ["ServiceRecords", "check_rows"]
 
-T_VERSIONS: Table = ContractVersion.__table__  # type: ignore[assignment]
-T_SIGNATURES: Table = EventSignature.__table__  # type: ignore[assignment]
-T_COURTS: Table = Court.__table__  # type: ignore[assignment]
-T_PRINCIPALS: Table = Principal.__table__  # type: ignore[assignment]
-T_ROLES: Table = PrincipalRole.__table__  # type: ignore[assignment]
-T_KEYS: Table = ApiKey.__table__  # type: ignore[assignment]
-T_ORG_KEYS: Table = OrgKey.__table__  # type: ignore[assignment]
 
 Add = Callable[[str, str], None]
 #: report how a record made from rows differs from a ledger entry: (want, entry, row, columns)

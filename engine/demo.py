@@ -254,7 +254,7 @@ def _receipt(service: Any, ledger: Any, sandbox: Path, out: TextIO) -> None:
         return
     from sqlalchemy import select
 
-    from engine.runtime.unit import T_OUTBOX
+    from engine.runtime.models import T_OUTBOX
 
     with service.db.read() as conn:
         index = conn.scalar(select(T_OUTBOX.c.ledger_index)

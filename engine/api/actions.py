@@ -14,7 +14,7 @@ from engine.api.bodies import UnicodeModel
 from engine.api.errors import ApiError, error_responses
 from engine.api.outcomes import Result, refusal_error, result_json
 from engine.runtime.errors import NotFound
-from engine.runtime.unit import T_APPROVALS, T_INCIDENTS
+from engine.runtime.models import T_APPROVALS, T_INCIDENTS
 
 __all__ = ["router"]
 

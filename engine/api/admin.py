@@ -17,22 +17,20 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.api.auth import T_KEYS, T_PRINCIPALS, T_ROLES, new_api_key
+from engine.api.auth import new_api_key
 from engine.api.policy import ROLES
 from engine.runtime.db import Database
 from engine.runtime.errors import EngineError, NotFound
-from engine.runtime.models import Court, OrgKey
+from engine.runtime.models import T_COURTS, T_KEYS, T_ORG_KEYS, T_PRINCIPALS, T_ROLES
 from engine.runtime.results import canonical_json
 from ledger_adapter.record import make_record
 
 __all__ = ["AdminError", "Administration"]
 
-T_COURTS: Table = Court.__table__  # type: ignore[assignment]
-T_ORG_KEYS: Table = OrgKey.__table__  # type: ignore[assignment]
 KINDS = ("user", "org")
 
 

@@ -37,13 +37,12 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from engine.api.errors import ApiError
 from engine.api.policy import COURT_STAFF, POLICY, PUBLIC, allowed
 from engine.runtime.db import Database
-from engine.runtime.models import ApiKey, Principal, PrincipalRole
-from engine.runtime.unit import T_INSTANCES
+from engine.runtime.models import T_INSTANCES, T_KEYS, T_PRINCIPALS, T_ROLES
 
 __all__ = [
     "AccessDenied",
@@ -58,9 +57,6 @@ __all__ = [
 
 log = logging.getLogger("jrule.access")
 
-T_PRINCIPALS: Table = Principal.__table__  # type: ignore[assignment]
-T_ROLES: Table = PrincipalRole.__table__  # type: ignore[assignment]
-T_KEYS: Table = ApiKey.__table__  # type: ignore[assignment]
 
 _PREFIX = "jrule_"
 

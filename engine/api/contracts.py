@@ -14,7 +14,7 @@ from engine.api.auth import Caller, guard
 from engine.api.bodies import UnicodeModel
 from engine.api.errors import ApiError, error_responses
 from engine.runtime.errors import EngineError
-from engine.runtime.service import T_VERSIONS
+from engine.runtime.models import T_VERSIONS
 
 __all__ = ["router"]
 

@@ -16,8 +16,8 @@ from engine.api.errors import ApiError, error_responses
 from engine.api.outcomes import Result, json_response, refusal_error, result_json
 from engine.api.signatures import SignedSubmission, event_message, verify_event_signature
 from engine.api.writer import WriterClosed
+from engine.runtime.models import T_INPUTS
 from engine.runtime.service import EventSubmission
-from engine.runtime.unit import T_INPUTS
 
 __all__ = ["router"]
 

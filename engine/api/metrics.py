@@ -32,9 +32,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy import case, func, select
 
+from engine.runtime.models import T_INCIDENTS, T_INPUTS, T_OUTBOX, T_TIMERS
 from engine.runtime.results import Outcome
 from engine.runtime.service import EngineService
-from engine.runtime.unit import T_INCIDENTS, T_INPUTS, T_OUTBOX, T_TIMERS
 
 __all__ = ["CONTENT_TYPE", "LATENESS_BUCKETS", "Metrics"]
 

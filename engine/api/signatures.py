@@ -28,11 +28,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, insert, select
 
 from engine.api.errors import ApiError
 from engine.runtime.db import Database
-from engine.runtime.models import EventSignature, OrgKey
+from engine.runtime.models import T_INPUTS, T_ORG_KEYS, T_SIGNATURES
 from engine.runtime.results import Outcome, canonical_json
 from engine.runtime.service import EngineService, EventSubmission
 from ledger_adapter.record import make_record
@@ -45,8 +45,6 @@ __all__ = [
     "verify_event_signature",
 ]
 
-T_ORG_KEYS: Table = OrgKey.__table__  # type: ignore[assignment]
-T_SIGNATURES: Table = EventSignature.__table__  # type: ignore[assignment]
 FORMAT = "jrule-event/1"
 
 
@@ -128,8 +126,6 @@ def audit_signatures(db: Database, ledger: Any = None) -> list[str]:
     row's ledger index is the one recomputed from the row.
     """
     import json
-
-    from engine.runtime.unit import T_INPUTS
 
     findings: list[str] = []
     s, k, n = T_SIGNATURES.c, T_ORG_KEYS.c, T_INPUTS.c

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -36,6 +37,20 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "T_APPROVALS",
+    "T_COURTS",
+    "T_INCIDENTS",
+    "T_INPUTS",
+    "T_INSTANCES",
+    "T_KEYS",
+    "T_MIGRATIONS",
+    "T_ORG_KEYS",
+    "T_OUTBOX",
+    "T_PRINCIPALS",
+    "T_ROLES",
+    "T_SIGNATURES",
+    "T_TIMERS",
+    "T_VERSIONS",
     "ApiKey",
     "Approval",
     "Base",
@@ -308,3 +323,20 @@ class EventSignature(Base):
     signature: Mapped[str] = mapped_column(String(100))  # base64
     ledger_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(_UTC)
+
+
+# Core handles of the tables, for SQLAlchemy Core statements (one place for every module).
+T_VERSIONS: Table = ContractVersion.__table__  # type: ignore[assignment]
+T_INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
+T_INPUTS: Table = InputLog.__table__  # type: ignore[assignment]
+T_TIMERS: Table = TimerRow.__table__  # type: ignore[assignment]
+T_OUTBOX: Table = Outbox.__table__  # type: ignore[assignment]
+T_APPROVALS: Table = Approval.__table__  # type: ignore[assignment]
+T_INCIDENTS: Table = Incident.__table__  # type: ignore[assignment]
+T_MIGRATIONS: Table = Migration.__table__  # type: ignore[assignment]
+T_COURTS: Table = Court.__table__  # type: ignore[assignment]
+T_PRINCIPALS: Table = Principal.__table__  # type: ignore[assignment]
+T_ROLES: Table = PrincipalRole.__table__  # type: ignore[assignment]
+T_KEYS: Table = ApiKey.__table__  # type: ignore[assignment]
+T_ORG_KEYS: Table = OrgKey.__table__  # type: ignore[assignment]
+T_SIGNATURES: Table = EventSignature.__table__  # type: ignore[assignment]

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
-    Table,
     and_,
     bindparam,
     func,
@@ -50,9 +49,7 @@ from engine.runtime.carry import carry_over
 from engine.runtime.clock import Clock, SystemClock, check_clock
 from engine.runtime.db import Database, open_database
 from engine.runtime.errors import DeployRefused, EngineError, MigrationRefused, NotFound
-from engine.runtime.models import ContractVersion, Instance
-from engine.runtime.results import Outcome, VersionInfo, canonical_json, iso
-from engine.runtime.unit import (
+from engine.runtime.models import (
     T_APPROVALS,
     T_INCIDENTS,
     T_INPUTS,
@@ -60,11 +57,11 @@ from engine.runtime.unit import (
     T_MIGRATIONS,
     T_OUTBOX,
     T_TIMERS,
-    InstanceWork,
-    StaleInstance,
-    Unit,
-    executemany,
+    T_VERSIONS,
+    Instance,
 )
+from engine.runtime.results import Outcome, VersionInfo, canonical_json, iso
+from engine.runtime.unit import InstanceWork, StaleInstance, Unit, executemany
 from engine.state import (
     Create,
     Decision,
@@ -85,7 +82,6 @@ __all__ = ["EngineService", "EventSubmission", "NewInstance", "TransactionHook"]
 
 log = logging.getLogger("jrule.runtime")
 
-T_VERSIONS: Table = ContractVersion.__table__  # type: ignore[assignment]
 MAX_KEY = 200
 _RETRIES = 4
 _PROBES = 250  # (instance, key) pairs looked up per statement

@@ -19,19 +19,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, or_, update
+from sqlalchemy import Connection, bindparam, insert, or_, update
 
 from contracts_lib.calendar import Calendar
 from engine.core import StepResult
 from engine.program import Program
 from engine.runtime.models import (
-    Approval,
-    Incident,
-    InputLog,
-    Instance,
-    Migration,
-    Outbox,
-    TimerRow,
+    T_APPROVALS,
+    T_INCIDENTS,
+    T_INPUTS,
+    T_INSTANCES,
+    T_MIGRATIONS,
+    T_OUTBOX,
+    T_TIMERS,
     UTCDateTime,
 )
 from engine.runtime.results import Outcome, canonical_json, compact_json, iso
@@ -48,13 +48,6 @@ from engine.values import to_json
 __all__ = ["InstanceWork", "StaleInstance", "TimerKey", "Unit", "executemany",
            "instance_status", "live_timer_keys"]
 
-T_INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
-T_INPUTS: Table = InputLog.__table__  # type: ignore[assignment]
-T_TIMERS: Table = TimerRow.__table__  # type: ignore[assignment]
-T_OUTBOX: Table = Outbox.__table__  # type: ignore[assignment]
-T_APPROVALS: Table = Approval.__table__  # type: ignore[assignment]
-T_INCIDENTS: Table = Incident.__table__  # type: ignore[assignment]
-T_MIGRATIONS: Table = Migration.__table__  # type: ignore[assignment]
 
 #: (kind, name, due_at): "deadline"/deadline name or "approval"/approval id
 TimerKey = tuple[str, str, dt.datetime]
