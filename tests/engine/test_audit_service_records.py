@@ -7,22 +7,24 @@ a webhook delivery that fails (the reference receiver answers 400), is retried
 through the API and is then delivered exactly once, a second failure resolved
 by hand, and a deadline fault resolved.  The audit of that store is clean;
 each test then changes, deletes or renumbers one row directly in a copy and
-the audit names the table and the row.
+the audit names the table and the row.  The store is made once per backend
+(SQLite, and PostgreSQL when ``JRULE_TEST_DATABASE_URL`` is set) and each test
+changes its own copy (``runtime_support.clone_store``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from api_support import ORIGIN, ROOT, Server, Store, prepare_store
-from runtime_support import APPROVALS, DATA, MINIMAL
+from runtime_support import APPROVALS, BACKENDS, DATA, MINIMAL, clone_store, make_url
 from sqlalchemy import create_engine, text
 
 from engine.api.admin import Administration
@@ -177,20 +179,32 @@ def _story(store: Store, data: Path) -> dict[str, Any]:
     return facts
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def made(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """The story's store, once per backend: (backend, url, facts)."""
     root = tmp_path_factory.mktemp("service-records")
-    data = root / "data"
-    store = prepare_store(f"sqlite:///{root / 'jrule.sqlite3'}", data)
-    facts = _story(store, data)
-    return root, facts
+    for url in make_url(request.param, root):
+        store = prepare_store(url, root / "data")
+        facts = _story(store, root / "data")
+        # the rows the findings must name
+        gated = "FROM contract_versions WHERE report_ledger_index IS NOT NULL"
+        facts["gated"] = _scalar(url, f"SELECT id {gated}")
+        facts["ruleset"] = _scalar(url, f"SELECT ruleset_id {gated}")
+        facts["bank_key"] = _scalar(url, "SELECT key_id FROM api_keys WHERE principal = 'bank'")
+        facts["org_key"] = store.org_key_id
+        facts["next_incident"] = _scalar(url, "SELECT max(id) FROM incidents") + 1
+        yield request.param, url, facts
 
 
 @pytest.fixture
-def copy(made: tuple[Path, dict[str, Any]], tmp_path: Path) -> tuple[str, dict[str, Any]]:
-    root, facts = made
-    shutil.copy(root / "jrule.sqlite3", tmp_path / "jrule.sqlite3")
-    return f"sqlite:///{tmp_path / 'jrule.sqlite3'}", facts
+def copy(made: tuple[str, str, dict[str, Any]], tmp_path: Path
+         ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A copy of the story's store for one test to change (same backend)."""
+    backend, url, facts = made
+    for target in make_url(backend, tmp_path):
+        clone_store(url, target)
+        yield target, facts
 
 
 def _audit(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -199,9 +213,14 @@ def _audit(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 
 
 def _sql(url: str, sql: str, **params: object) -> None:
+    """Change rows directly, as someone with the database's keys would: no foreign-key
+    checks (SQLite enforces none on this plain connection; on PostgreSQL the
+    superuser turns its FK triggers off), so any row can be changed or deleted."""
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
             assert conn.execute(text(sql), params).rowcount >= 1, sql
     finally:
         engine.dispose()
@@ -290,7 +309,7 @@ CASES = [
     ("revoked role restored", "INSERT INTO principal_roles (principal, role, granted_at, "
                               "granted_by) VALUES ('all', 'judge', '2025-01-01 00:00:00', 't')",
      ["principal_roles[principal=all,role=judge]: is not granted"]),
-    ("deactivated principal reactivated", "UPDATE principals SET active = 1 "
+    ("deactivated principal reactivated", "UPDATE principals SET active = TRUE "
                                           "WHERE name = 'party2'",
      ["principals[name=party2].active"]),
     ("revoked key restored", "UPDATE api_keys SET revoked_at = NULL "
@@ -305,29 +324,33 @@ CASES = [
      ["api_keys[principal=admin]: missing the key", "(or its secret_hash was changed)"]),
     ("key moved to another principal", "UPDATE api_keys SET principal = 'admin' "
                                        "WHERE principal = 'bank'",
-     ["api_keys[key_id=", "].principal: is admin"]),
+     ["api_keys[key_id={bank_key}].principal: is admin, but ledger entry"]),
     ("organisation key replaced", "UPDATE org_keys SET public_key = "
                                   "'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='",
-     ["org_keys[principal=mediation_centre]: missing", "org_keys[key_id="]),
+     ["org_keys[principal=mediation_centre]: missing the key ledger entry",
+      "org_keys[key_id={org_key}]: has no register_org_key record"]),
     # (1) gated deployments
     ("reviewer changed", "UPDATE contract_versions SET reviewed_by = 'mallory' "
                          "WHERE report_ledger_index IS NOT NULL",
-     ["contract_versions[id=", "].reviewed_by: disagrees with ledger entry"]),
+     ["contract_versions[id={gated}].reviewed_by: disagrees with ledger entry"]),
     ("test report changed", "UPDATE contract_versions SET test_report = "
                             "replace(test_report, 'true', 'false') "
                             "WHERE report_ledger_index IS NOT NULL",
-     ["].test_report: does not hash"]),
+     ["contract_versions[id={gated}].test_report: does not hash"]),
     ("report hash changed", "UPDATE contract_versions SET report_hash = "
                             "'0000000000000000000000000000000000000000000000000000000000000000' "
                             "WHERE report_ledger_index IS NOT NULL",
-     ["].report_hash: disagrees with ledger entry"]),
+     ["contract_versions[id={gated}].report_hash: disagrees with ledger entry"]),
     ("report ledger index renumbered", "UPDATE contract_versions SET report_ledger_index = "
                                        "report_ledger_index + 1 "
                                        "WHERE report_ledger_index IS NOT NULL",
-     ["].report_ledger_index", "its report_ledger_index renumbered"]),
+     ["contract_versions[id={gated}].report_ledger_index: ledger entry",
+      "contract_versions[ruleset_id={ruleset}]: missing, or its report_ledger_index "
+      "renumbered"]),
     ("gated version deleted", "DELETE FROM contract_versions "
                               "WHERE report_ledger_index IS NOT NULL",
-     ["contract_versions[ruleset_id=", "records its test report"]),
+     ["contract_versions[ruleset_id={ruleset}]: missing, or its report_ledger_index "
+      "renumbered: ledger entry", "contract_versions[id={gated}]: missing, but ledger entry"]),
     # (2) incident resolutions
     ("retried by someone else", "UPDATE incidents SET resolved_by = 'judge' "
                                 "WHERE id = {retried_id}",
@@ -345,7 +368,8 @@ CASES = [
      "INSERT INTO incidents (kind, instance_id, message, status, created_at, resolved_by, "
      "resolved_at, resolution) VALUES ('deadline_fault', 'bad-1', 'x', 'resolved', "
      "'2025-09-03 00:00:00', 'mallory', '2025-09-03 00:00:00', 'resolved: quietly')",
-     ["is resolved, but the ledger has no record of who resolved it"]),
+     ["incidents[id={next_incident}]: is resolved, but the ledger has no record of who "
+      "resolved it"]),
 ]
 
 

@@ -325,14 +325,14 @@ def test_a_rolled_back_decision_leaves_neither_row_nor_entry(
 
 # --------------------------------------------------------------------------- jrule audit
 @pytest.fixture
-def store(tmp_path: Path, vclock: VirtualClock) -> str:
-    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
-    svc, _ = _service(url, vclock)
+def store(store_url: str, vclock: VirtualClock) -> str:
+    """A store (each backend) with two mediation cases: one paid in part, one overdue."""
+    svc, _ = _service(store_url, vclock)
     try:
         _story(svc, vclock)
     finally:
         svc.close()
-    return url
+    return store_url
 
 
 def _audit(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -421,9 +421,10 @@ def test_audit_counts_rows(store: str, capsys: pytest.CaptureFixture[str]) -> No
 
 # ------------------------------------------------- jrule audit: off-chain rows and versions
 @pytest.fixture
-def full_store(tmp_path: Path, vclock: VirtualClock) -> str:
-    """A store with transitions, actions, approvals and delivery outcomes (one failed)."""
-    url = f"sqlite:///{tmp_path / 'full.sqlite3'}"
+def full_store(store_url: str, vclock: VirtualClock) -> str:
+    """A store (each backend) with transitions, actions, approvals and delivery outcomes
+    (one failed)."""
+    url = store_url
     svc, ledger = _service(url, vclock)
     try:
         _story(svc, vclock)
@@ -589,9 +590,9 @@ def test_audit_names_a_changed_deployment_row(full_store: str,
     assert f"contract_versions[id={cid}].deployed_by: disagrees with ledger entry" in out
 
 
-def test_audit_names_a_deleted_contract_version(tmp_path: Path, vclock: VirtualClock,
+def test_audit_names_a_deleted_contract_version(store_url: str, vclock: VirtualClock,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"sqlite:///{tmp_path / 'versions.sqlite3'}"
+    url = store_url
     svc, ledger = _service(url, vclock)
     try:
         deploy(svc, MINIMAL)
