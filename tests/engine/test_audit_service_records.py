@@ -28,7 +28,7 @@ from runtime_support import APPROVALS, BACKENDS, DATA, MINIMAL, clone_store, mak
 from sqlalchemy import create_engine, text
 
 from engine.api.admin import Administration
-from engine.api.signatures import event_message
+from engine.api.signatures import audit_signatures, event_message
 from engine.runtime.db import open_database
 from engine.runtime.receiver.server import ReferenceReceiver
 from engine.runtime.webhook import load_public_key, write_key_pair
@@ -287,6 +287,15 @@ CASES = [
      ["event_signatures[id=1].ledger_index"]),
     ("signature changed", "UPDATE event_signatures SET signature = 'AAAA' || signature",
      ["event_signatures[id=1].signature"]),
+    ("signed message changed",
+     "UPDATE event_signatures SET message = replace(message, '5.00', '50.00')",
+     ["event_signatures[id=1].message: is not the event logged at inputs[case-1, seq ",
+      "event_signatures[id=1].signature: does not verify with mediation_centre's key",
+      "event_signatures[id=1].message: disagrees with ledger entry"]),
+    ("signed event's input changed",
+     "UPDATE inputs SET body = replace(body, '5.00', '50.00') WHERE instance_id = 'case-1' "
+     "AND kind = 'event'",
+     ["event_signatures[id=1].message: is not the event logged at inputs[case-1, seq "]),
     # (1) administration
     ("court renamed", "UPDATE courts SET name = 'x' WHERE code = 'c2'",
      ["courts[code=c2].name"]),
@@ -387,3 +396,16 @@ def test_audit_names_the_changed_row(copy: tuple[str, dict[str, Any]], sql: str,
         assert part.format(**values) in findings, (part, findings)
     if "principals[name=judge].kind" in named[0]:  # one finding, no cascade over its roles
         assert "principal_roles" not in findings, findings
+    if "event_signatures[id=" in named[0]:  # check-signatures: the same check, same messages
+        signatures = _check_signatures(url)
+        assert signatures, findings
+        assert all(f"  {f}\n" in findings for f in signatures), (signatures, findings)
+
+
+def _check_signatures(url: str) -> list[str]:
+    """What ``jrule admin check-signatures`` finds (``audit_signatures``)."""
+    db = open_database(url, engine_lock=False, migrate=False)
+    try:
+        return audit_signatures(db, SqlLedger(db.engine, ORIGIN, Ed25519Signer.generate(ORIGIN)))
+    finally:
+        db.close()
