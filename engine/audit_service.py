@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -368,24 +368,9 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
         if (name, role) not in held and name not in unmatched:
             add(f"principal_roles[principal={name},role={role}]",
                 "is not granted by the ledger's records")
-    for key in keys.values():
-        kid = key["key_id"]
-        if kid not in issued:
-            add(f"api_keys[key_id={kid}]", "has no issue_key record on the ledger (or its "
-                                           "secret_hash was changed)")
-        elif (kid in revoked) != (key["revoked_at"] is not None):
-            add(f"api_keys[key_id={kid}].revoked_at",
-                f"is {key['revoked_at'] or 'empty'}, but the ledger records "
-                f"{'its revocation' if kid in revoked else 'no revocation'}")
-    for org in org_keys.values():
-        kid = org["key_id"]
-        if kid not in registered:
-            add(f"org_keys[key_id={kid}]", "has no register_org_key record on the ledger "
-                                           "(or its public_key was changed)")
-        elif (kid in org_revoked) != (org["revoked_at"] is not None):
-            add(f"org_keys[key_id={kid}].revoked_at",
-                f"is {org['revoked_at'] or 'empty'}, but the ledger records "
-                f"{'its revocation' if kid in org_revoked else 'no revocation'}")
+    _key_rows(add, "api_keys", keys.values(), issued, revoked, "issue_key", "secret_hash")
+    _key_rows(add, "org_keys", org_keys.values(), registered, org_revoked, "register_org_key",
+              "public_key")
     _incidents(add, read, incidents)
     if reports:
         with read() as conn:
@@ -395,6 +380,22 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
                 add(f"contract_versions[ruleset_id={e.record.get('subject')}]",
                     f"missing, or its report_ledger_index renumbered: ledger entry {e.index} "
                     "records its test report")
+
+
+def _key_rows(add: Add, table: str, rows: Iterable[Any], made: Container[str],
+              revoked: Container[str], record: str, secret: str) -> None:
+    """Every row of a key table (``api_keys``, ``org_keys``) has the ``record`` that
+    made it (a changed ``secret`` column makes another key) and is revoked exactly
+    when the ledger records its revocation."""
+    for row in rows:
+        kid = row["key_id"]
+        if kid not in made:
+            add(f"{table}[key_id={kid}]", f"has no {record} record on the ledger (or its "
+                                          f"{secret} was changed)")
+        elif (kid in revoked) != (row["revoked_at"] is not None):
+            add(f"{table}[key_id={kid}].revoked_at",
+                f"is {row['revoked_at'] or 'empty'}, but the ledger records "
+                f"{'its revocation' if kid in revoked else 'no revocation'}")
 
 
 def _incident_id(subject: str) -> int | None:
