@@ -113,6 +113,14 @@ def clone_store(source: str, target: str) -> None:
         engine.dispose()
 
 
+def audit_cli(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``jrule audit --db URL``: its exit status and what it printed."""
+    from rules_dsl.cli import main
+
+    code = main(["audit", "--db", url])
+    return code, capsys.readouterr().out
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL on each backend."""

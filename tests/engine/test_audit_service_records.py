@@ -24,7 +24,15 @@ from typing import Any
 import httpx
 import pytest
 from api_support import ORIGIN, ROOT, Server, Store, prepare_store
-from runtime_support import APPROVALS, BACKENDS, DATA, MINIMAL, clone_store, make_url
+from runtime_support import (
+    APPROVALS,
+    BACKENDS,
+    DATA,
+    MINIMAL,
+    audit_cli,
+    clone_store,
+    make_url,
+)
 from sqlalchemy import create_engine, text
 
 from engine.api.admin import Administration
@@ -34,7 +42,6 @@ from engine.runtime.receiver.server import ReferenceReceiver
 from engine.runtime.webhook import load_public_key, write_key_pair
 from ledger_adapter.note import Ed25519Signer
 from ledger_adapter.sql import SqlLedger
-from rules_dsl.cli import main
 
 EXAMPLES = ROOT / "examples"
 TERMS = {"金额": "1000.00", "履行期限": "2025-09-30", "司法确认": True}
@@ -207,10 +214,6 @@ def copy(made: tuple[str, str, dict[str, Any]], tmp_path: Path
         yield target, facts
 
 
-def _audit(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["audit", "--db", url])
-    return code, capsys.readouterr().out
-
 
 def _sql(url: str, sql: str, **params: object) -> None:
     """Change rows directly, as someone with the database's keys would: no foreign-key
@@ -248,7 +251,7 @@ def _admin_records(url: str) -> list[dict[str, Any]]:
 def test_the_store_audits_clean_and_logs_who_closed_each_incident(
         copy: tuple[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
     url, facts = copy
-    code, out = _audit(url, capsys)
+    code, out = audit_cli(url, capsys)
     assert code == 0, out
     assert "no disagreement found" in out
     records = _admin_records(url)
@@ -389,7 +392,7 @@ def test_audit_names_the_changed_row(copy: tuple[str, dict[str, Any]], sql: str,
     url, facts = copy
     values = {**facts, "retried_id": facts["retried"][0]}
     _sql(url, sql.format(**values))
-    code, out = _audit(url, capsys)
+    code, out = audit_cli(url, capsys)
     assert code == 1, out
     findings = out.split("finding(s):", 1)[1]
     for part in named:
