@@ -110,6 +110,11 @@ class StoreAudit:
             self._seen.add(text)
             self.findings.append(text)
 
+    def diff(self, want: Any, entry: Any, row: str, columns: Mapping[str, str | None]) -> None:
+        """Report how ``want`` (made from ``row``) differs from ledger ``entry``; each
+        record field is located at ``row.<columns[field]>``."""
+        _diff(self, want, entry, _Locate(row, columns))
+
 
 def _chunks(conn_factory: Any, query: Any, key: Any, chunk: int) -> Iterator[list[Any]]:
     """Rows of ``query`` in ``key`` order, ``chunk`` at a time (keyset pagination)."""
@@ -198,8 +203,7 @@ def audit_store(service: Any, ledger: Any | None, *, chunk: int = 1000,
         # (d) ledger entries against the rows they record; (h), (i) the service's records
         from engine.audit_service import check_rows
 
-        service_records = check_rows(out.add, lambda want, entry, row, columns: _diff(
-            out, want, entry, _Locate(row, columns)))
+        service_records = check_rows(out.add, out.diff)
         deployed = _check_entries(out, read, ledger, chunk, say, service_records)
         service_records.finish(read, ledger, chunk, _chunks)
         out.service_records = service_records.signed + len(service_records.admin)

@@ -1,10 +1,12 @@
 """``jrule audit``, checks (h) and (i): the HTTP service's ledger records against their rows.
 
 (h) ``signed_event`` records (``engine/api/signatures.py``): every
-    ``event_signatures`` row with a ``ledger_index`` equals the record at that
-    index (recomputed from the row) and its signature verifies with the
-    organisation's registered key; every ``signed_event`` entry finds its row
-    (same instance and seq, pointing back at the entry).
+    ``event_signatures`` row's signature verifies with the organisation's
+    registered key, its message is the event the input log holds at (instance,
+    seq), and, if it has a ``ledger_index``, the record at that index equals the
+    one recomputed from the row (:func:`check_signature_rows`, which ``jrule
+    admin check-signatures`` runs too); every ``signed_event`` entry finds its
+    row (same instance and seq, pointing back at the entry).
 (i) ``admin`` records, matched with the rows they are about:
 
     - ``test_report``: every ``contract_versions`` row with a
@@ -30,23 +32,20 @@ Signed events and test reports are read in chunks, like the rest of the audit.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Table, select
 
 from engine.runtime.ledger import incident_record, test_report_record
 from engine.runtime.models import (
     T_COURTS,
     T_INCIDENTS,
+    T_INPUTS,
     T_KEYS,
     T_ORG_KEYS,
     T_OUTBOX,
@@ -56,9 +55,8 @@ from engine.runtime.models import (
     T_VERSIONS,
 )
 from engine.runtime.results import canonical_json
-from ledger_adapter.record import make_record
 
-__all__ = ["ServiceRecords", "check_rows"]
+__all__ = ["ServiceRecords", "check_rows", "check_signature_rows"]
 
 
 Add = Callable[[str, str], None]
@@ -108,9 +106,8 @@ class ServiceRecords:
 
     def finish(self, read: Any, ledger: Any, chunk: int, chunks: Any) -> None:
         _admin_entries(self.add, read, self.admin)
-        for rows in chunks(read, select(T_SIGNATURES).where(
-                T_SIGNATURES.c.ledger_index.is_not(None)), T_SIGNATURES.c.id, chunk):
-            _signature_rows(self.add, self.diff, read, ledger, rows)
+        for rows in chunks(read, select(T_SIGNATURES), T_SIGNATURES.c.id, chunk):
+            check_signature_rows(self.add, self.diff, read, ledger, rows)
         for rows in chunks(read, select(T_VERSIONS).where(
                 T_VERSIONS.c.report_ledger_index.is_not(None)), T_VERSIONS.c.deploy_seq, chunk):
             _report_rows(self.add, self.diff, ledger, rows)
@@ -160,31 +157,50 @@ def _signed_entries(add: Add, read: Any, entries: list[Any]) -> None:
                 "event: rows were renumbered or moved")
 
 
-def _signature_rows(add: Add, diff: Diff, read: Any, ledger: Any, rows: list[Any]) -> None:
-    keys: dict[tuple[str, str], str] = {}
+def check_signature_rows(add: Add, diff: Diff, read: Any, ledger: Any,
+                         rows: list[Any]) -> None:
+    """Check kept signatures (``event_signatures`` rows, as mappings): each verifies
+    with its organisation's registered key over the stored message; the message is
+    the event the input log holds at (instance, seq); and, with ``ledger`` and a
+    ``ledger_index``, the ``signed_event`` record there is the one made from the row.
+
+    The one check of kept signatures: ``jrule audit`` runs it chunk by chunk,
+    ``jrule admin check-signatures`` (``audit_signatures``) on every row."""
+    from engine.api.signatures import (
+        message_is_logged_event,
+        signature_verifies,
+        signed_event_record,
+    )
+
+    if not rows:
+        return
+    k, n = T_ORG_KEYS.c, T_INPUTS.c
+    wanted = {(r["instance_id"], r["seq"]) for r in rows}
     with read() as conn:
-        k = T_ORG_KEYS.c
-        for r in conn.execute(select(k.principal, k.key_id, k.public_key)):
-            keys[(r.principal, r.key_id)] = r.public_key
+        keys = {(r.principal, r.key_id): r.public_key
+                for r in conn.execute(select(k.principal, k.key_id, k.public_key))}
+        bodies = {(r.instance_id, r.seq): r.body for r in conn.execute(
+            select(n.instance_id, n.seq, n.body).where(
+                n.instance_id.in_(sorted({iid for iid, _ in wanted})),
+                n.seq.in_(sorted({seq for _, seq in wanted}))))}
     for r in rows:
         where = f"event_signatures[id={r['id']}]"
-        public = keys.get((r["principal"], r["key_id"]))
-        try:
-            if public is None:
-                raise InvalidSignature
-            Ed25519PublicKey.from_public_bytes(base64.b64decode(public)).verify(
-                base64.b64decode(r["signature"], validate=True), r["message"].encode("utf-8"))
-        except (InvalidSignature, binascii.Error, ValueError):
+        if not signature_verifies(keys.get((r["principal"], r["key_id"])), r["signature"],
+                                  r["message"]):
             add(f"{where}.signature", f"does not verify with {r['principal']}'s key "
                                       f"{r['key_id']}")
+        if not message_is_logged_event(r["message"], r["instance_id"],
+                                       bodies.get((r["instance_id"], r["seq"]))):
+            add(f"{where}.message", f"is not the event logged at inputs"
+                                    f"[{r['instance_id']}, seq {r['seq']}]")
+        if ledger is None or r["ledger_index"] is None:
+            continue
         entry = _entry(add, ledger, where, r["ledger_index"], "signed_event")
         if entry is None:
             continue
         try:
-            want = make_record("signed_event", {
-                "instance": r["instance_id"], "seq": r["seq"], "org": r["principal"],
-                "key": r["key_id"], "message": _sha(r["message"]),
-                "signature": r["signature"], "at": _utc(r["created_at"])})
+            want = signed_event_record(r["instance_id"], r["seq"], r["principal"], r["key_id"],
+                                       r["message"], r["signature"], _utc(r["created_at"]))
         except Exception as exc:
             add(where, f"the row does not make a valid signed_event record: {exc}")
             continue
@@ -352,24 +368,9 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
         if (name, role) not in held and name not in unmatched:
             add(f"principal_roles[principal={name},role={role}]",
                 "is not granted by the ledger's records")
-    for key in keys.values():
-        kid = key["key_id"]
-        if kid not in issued:
-            add(f"api_keys[key_id={kid}]", "has no issue_key record on the ledger (or its "
-                                           "secret_hash was changed)")
-        elif (kid in revoked) != (key["revoked_at"] is not None):
-            add(f"api_keys[key_id={kid}].revoked_at",
-                f"is {key['revoked_at'] or 'empty'}, but the ledger records "
-                f"{'its revocation' if kid in revoked else 'no revocation'}")
-    for org in org_keys.values():
-        kid = org["key_id"]
-        if kid not in registered:
-            add(f"org_keys[key_id={kid}]", "has no register_org_key record on the ledger "
-                                           "(or its public_key was changed)")
-        elif (kid in org_revoked) != (org["revoked_at"] is not None):
-            add(f"org_keys[key_id={kid}].revoked_at",
-                f"is {org['revoked_at'] or 'empty'}, but the ledger records "
-                f"{'its revocation' if kid in org_revoked else 'no revocation'}")
+    _key_rows(add, "api_keys", keys.values(), issued, revoked, "issue_key", "secret_hash")
+    _key_rows(add, "org_keys", org_keys.values(), registered, org_revoked, "register_org_key",
+              "public_key")
     _incidents(add, read, incidents)
     if reports:
         with read() as conn:
@@ -379,6 +380,22 @@ def _admin_entries(add: Add, read: Any, entries: list[Any]) -> None:
                 add(f"contract_versions[ruleset_id={e.record.get('subject')}]",
                     f"missing, or its report_ledger_index renumbered: ledger entry {e.index} "
                     "records its test report")
+
+
+def _key_rows(add: Add, table: str, rows: Iterable[Any], made: Container[str],
+              revoked: Container[str], record: str, secret: str) -> None:
+    """Every row of a key table (``api_keys``, ``org_keys``) has the ``record`` that
+    made it (a changed ``secret`` column makes another key) and is revoked exactly
+    when the ledger records its revocation."""
+    for row in rows:
+        kid = row["key_id"]
+        if kid not in made:
+            add(f"{table}[key_id={kid}]", f"has no {record} record on the ledger (or its "
+                                          f"{secret} was changed)")
+        elif (kid in revoked) != (row["revoked_at"] is not None):
+            add(f"{table}[key_id={kid}].revoked_at",
+                f"is {row['revoked_at'] or 'empty'}, but the ledger records "
+                f"{'its revocation' if kid in revoked else 'no revocation'}")
 
 
 def _incident_id(subject: str) -> int | None:

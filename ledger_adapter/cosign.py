@@ -28,20 +28,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
 )
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger_adapter.errors import FormatError, SignatureError
+from ledger_adapter.errors import SignatureError
 from ledger_adapter.note import (
+    KeyedSigner,
     KeyedVerifier,
     Note,
     NoteVerifier,
-    VerifierKey,
-    b64encode,
-    check_key_name,
     check_signatures,
-    key_id,
-    parse_skey,
-    parse_vkey,
 )
 
 __all__ = [
@@ -76,14 +70,7 @@ class CosignatureVerifier(KeyedVerifier):
     """Checks one witness's cosignature/v1 signatures."""
 
     sig_type = COSIGNATURE_V1
-
-    @classmethod
-    def from_vkey(cls, text: str) -> Self:
-        vk = parse_vkey(text)
-        if vk.sig_type != COSIGNATURE_V1:
-            raise FormatError(f"{vk.name}: a witness key has signature type 0x04 "
-                              f"(cosignature/v1), not 0x{vk.sig_type:02x}", code="malformed_key")
-        return cls(vk.name, vk.public_key)
+    vkey_type_error = "a witness key has signature type 0x04 (cosignature/v1), not 0x{got:02x}"
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != 8 + 64:
@@ -98,49 +85,25 @@ class CosignatureVerifier(KeyedVerifier):
         return True
 
 
-class CosignatureSigner:
+class CosignatureSigner(KeyedSigner):
     """A witness's signing key: cosigns checkpoint text with the current time."""
 
     sig_type = COSIGNATURE_V1
+    skey_type_error = "a witness signer key has type 0x04"
 
     def __init__(self, name: str, private_key: Ed25519PrivateKey,
                  clock: Callable[[], float] = time.time) -> None:
-        check_key_name(name)
-        self._name = name
-        self._key = private_key
-        self._public = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._id = key_id(name, COSIGNATURE_V1, self._public)
+        super().__init__(name, private_key)
         self._clock = clock
 
     @classmethod
-    def from_skey(cls, text: str, clock: Callable[[], float] = time.time) -> CosignatureSigner:
-        name, sig_type, private = parse_skey(text)
-        if sig_type != COSIGNATURE_V1:
-            raise FormatError(f"{name}: a witness signer key has type 0x04",
-                              code="malformed_key")
+    def from_skey(cls, text: str, clock: Callable[[], float] = time.time) -> Self:
+        name, private = cls.read_skey(text)
         return cls(name, private, clock)
 
     @classmethod
-    def generate(cls, name: str, clock: Callable[[], float] = time.time) -> CosignatureSigner:
+    def generate(cls, name: str, clock: Callable[[], float] = time.time) -> Self:
         return cls(name, Ed25519PrivateKey.generate(), clock)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> int:
-        return self._id
-
-    @property
-    def vkey(self) -> str:
-        return VerifierKey(self._name, self._id, COSIGNATURE_V1, self._public).text()
-
-    @property
-    def skey(self) -> str:
-        seed = self._key.private_bytes_raw()
-        return (f"PRIVATE+KEY+{self._name}+{self._id:08x}+"
-                f"{b64encode(bytes([COSIGNATURE_V1]) + seed)}")
 
     def verifier(self) -> CosignatureVerifier:
         return CosignatureVerifier(self._name, self._public)

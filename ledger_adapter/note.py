@@ -27,7 +27,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import ClassVar, Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -44,7 +44,9 @@ __all__ = [
     "MAX_SIGNATURES",
     "Ed25519Signer",
     "Ed25519Verifier",
+    "KeyedSigner",
     "KeyedVerifier",
+    "NamedKey",
     "Note",
     "NoteSigner",
     "NoteVerifier",
@@ -213,30 +215,18 @@ class NoteVerifier(Protocol):
     def verify(self, text: bytes, signature: bytes) -> bool: ...
 
 
-class KeyedVerifier:
-    """What every verifier of one named Ed25519 key shares: the key, its id and
-    ``vkey`` text, equality and hashing.  Subclasses set ``sig_type`` and
-    define ``verify``."""
+class NamedKey:
+    """One named Ed25519 key of one signature type (``sig_type``, set by each
+    subclass): its name, raw public key, key ID and ``vkey`` text — what every
+    signer and verifier here and in ``cosign.py`` shares."""
 
-    sig_type: int
+    sig_type: ClassVar[int]
 
     def __init__(self, name: str, public_key: bytes) -> None:
         check_key_name(name)
-        if len(public_key) != 32:
-            raise FormatError("an Ed25519 public key is 32 bytes", code="malformed_key")
         self._name = name
         self._public = public_key
-        self._key = Ed25519PublicKey.from_public_bytes(public_key)
         self._id = key_id(name, self.sig_type, public_key)
-
-    @classmethod
-    def from_vkey(cls, text: str) -> Self:
-        vk = parse_vkey(text)
-        if vk.sig_type != cls.sig_type:
-            raise FormatError(f"{vk.name}: expected a key of signature type "
-                              f"0x{cls.sig_type:02x}, got 0x{vk.sig_type:02x}",
-                              code="malformed_key")
-        return cls(vk.name, vk.public_key)
 
     @property
     def name(self) -> str:
@@ -254,6 +244,32 @@ class KeyedVerifier:
     def vkey(self) -> str:
         return VerifierKey(self._name, self._id, self.sig_type, self._public).text()
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.vkey!r})"
+
+
+class KeyedVerifier(NamedKey):
+    """What every verifier of one named Ed25519 key shares: the key, reading it from
+    a ``vkey``, equality and hashing.  Subclasses set ``sig_type`` and define
+    ``verify``; ``vkey_type_error`` is the message for a vkey of another type."""
+
+    vkey_type_error: ClassVar[str] = ("expected a key of signature type 0x{want:02x}, "
+                                      "got 0x{got:02x}")
+
+    def __init__(self, name: str, public_key: bytes) -> None:
+        super().__init__(name, public_key)
+        if len(public_key) != 32:
+            raise FormatError("an Ed25519 public key is 32 bytes", code="malformed_key")
+        self._key = Ed25519PublicKey.from_public_bytes(public_key)
+
+    @classmethod
+    def from_vkey(cls, text: str) -> Self:
+        vk = parse_vkey(text)
+        if vk.sig_type != cls.sig_type:
+            raise FormatError(f"{vk.name}: " + cls.vkey_type_error.format(
+                want=cls.sig_type, got=vk.sig_type), code="malformed_key")
+        return cls(vk.name, vk.public_key)
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
@@ -263,8 +279,32 @@ class KeyedVerifier:
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._name, self._public))
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.vkey!r})"
+
+class KeyedSigner(NamedKey):
+    """What every signer with one named Ed25519 private key shares: the key, reading it
+    from an ``skey`` and writing it as one.  Subclasses set ``sig_type`` and define
+    ``sign``; ``skey_type_error`` is the message for an skey of another type."""
+
+    skey_type_error: ClassVar[str] = "expected a signer key of type 0x{want:02x}"
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+        super().__init__(name, _public_bytes(private_key.public_key()))
+        self._key = private_key
+
+    @classmethod
+    def read_skey(cls, text: str) -> tuple[str, Ed25519PrivateKey]:
+        """The name and private key of an skey of this class's signature type."""
+        name, sig_type, private = parse_skey(text)
+        if sig_type != cls.sig_type:
+            raise FormatError(f"{name}: " + cls.skey_type_error.format(want=cls.sig_type),
+                              code="malformed_key")
+        return name, private
+
+    @property
+    def skey(self) -> str:
+        seed = self._key.private_bytes_raw()
+        return (f"PRIVATE+KEY+{self._name}+{self._id:08x}+"
+                f"{b64encode(bytes([self.sig_type]) + seed)}")
 
 
 class Ed25519Verifier(KeyedVerifier):
@@ -282,60 +322,24 @@ class Ed25519Verifier(KeyedVerifier):
         return True
 
 
-class Ed25519Signer:
+class Ed25519Signer(KeyedSigner):
     """Signs note text with an Ed25519 key (type 0x01): a log's checkpoint key."""
 
     sig_type = ED25519
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
-        check_key_name(name)
-        self._name = name
-        self._key = private_key
-        self._public = _public_bytes(private_key.public_key())
-        self._id = key_id(name, self.sig_type, self._public)
+    @classmethod
+    def from_skey(cls, text: str) -> Self:
+        return cls(*cls.read_skey(text))
 
     @classmethod
-    def from_skey(cls, text: str) -> Ed25519Signer:
-        name, sig_type, private = parse_skey(text)
-        if sig_type != cls.sig_type:
-            raise FormatError(f"{name}: expected a signer key of type 0x{cls.sig_type:02x}",
-                              code="malformed_key")
-        return cls(name, private)
-
-    @classmethod
-    def generate(cls, name: str) -> Ed25519Signer:
+    def generate(cls, name: str) -> Self:
         return cls(name, Ed25519PrivateKey.generate())
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> int:
-        return self._id
-
-    @property
-    def public_key(self) -> bytes:
-        return self._public
-
-    @property
-    def vkey(self) -> str:
-        return VerifierKey(self._name, self._id, self.sig_type, self._public).text()
-
-    @property
-    def skey(self) -> str:
-        seed = self._key.private_bytes_raw()
-        return (f"PRIVATE+KEY+{self._name}+{self._id:08x}+"
-                f"{b64encode(bytes([self.sig_type]) + seed)}")
 
     def verifier(self) -> Ed25519Verifier:
         return Ed25519Verifier(self._name, self._public)
 
     def sign(self, text: bytes) -> bytes:
         return self._key.sign(text)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.vkey!r})"
 
 
 # --- notes ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,16 +33,19 @@ from sqlalchemy import Connection, insert, select
 
 from engine.api.errors import ApiError
 from engine.runtime.db import Database
-from engine.runtime.models import T_INPUTS, T_ORG_KEYS, T_SIGNATURES
+from engine.runtime.models import T_ORG_KEYS, T_SIGNATURES
 from engine.runtime.results import Outcome, canonical_json
 from engine.runtime.service import EngineService, EventSubmission
-from ledger_adapter.record import make_record
+from ledger_adapter.record import Record, make_record
 
 __all__ = [
     "SignedSubmission",
     "audit_signatures",
     "event_message",
+    "message_is_logged_event",
     "record_signatures",
+    "signature_verifies",
+    "signed_event_record",
     "verify_event_signature",
 ]
 
@@ -54,6 +58,48 @@ def event_message(instance: str, event: str, role: str, payload: Mapping[str, An
     return FORMAT + "\n" + canonical_json({
         "event": event, "idempotency_key": idempotency_key, "instance": instance,
         "payload": payload, "role": role})
+
+
+def signature_verifies(public_key: str | None, signature: str, message: str) -> bool:
+    """Whether ``signature`` (base64) is the Ed25519 signature of ``message`` (UTF-8) by
+    ``public_key`` (base64 of the raw 32 bytes; None: no such key)."""
+    if public_key is None:
+        return False
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+        key.verify(base64.b64decode(signature, validate=True), message.encode("utf-8"))
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True
+
+
+def message_is_logged_event(message: str, instance: str, body: str | None) -> bool:
+    """Whether the signed ``message`` is the event whose input-log ``body`` (canonical
+    input JSON; None: no such row) the store holds for ``instance``: the same event,
+    role, payload and idempotency key."""
+    head, _, text = message.partition("\n")
+    if head != FORMAT or body is None:
+        return False
+    try:
+        signed, logged = json.loads(text), json.loads(body)
+    except ValueError:
+        return False
+    if not (isinstance(signed, dict) and isinstance(logged, dict)
+            and logged.get("input") == "event"):
+        return False
+    return [signed.get("instance"), signed.get("event"), signed.get("role"),
+            canonical_json(signed.get("payload")), signed.get("idempotency_key") or ""] == [
+        instance, logged.get("event"), logged.get("role"),
+        canonical_json(logged.get("payload")), logged.get("key") or ""]
+
+
+def signed_event_record(instance: str, seq: int, org: str, key_id: str, message: str,
+                        signature: str, at: dt.datetime) -> Record:
+    """The ``signed_event`` ledger record of a kept signature (the message by its SHA-256)."""
+    return make_record("signed_event", {
+        "instance": instance, "seq": seq, "org": org, "key": key_id,
+        "message": hashlib.sha256(message.encode("utf-8")).hexdigest(),
+        "signature": signature, "at": at})
 
 
 @dataclass(frozen=True)
@@ -76,14 +122,10 @@ def verify_event_signature(db: Database, org: str, key_id: str, signature_b64: s
     if row is None or row.revoked_at is not None:
         raise ApiError(422, "unknown_signing_key",
                        f"{org} has no registered, unrevoked signing key {key_id!r}")
-    try:
-        signature = base64.b64decode(signature_b64, validate=True)
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(row.public_key))
-        key.verify(signature, message.encode("utf-8"))
-    except (binascii.Error, ValueError, InvalidSignature):
+    if not signature_verifies(row.public_key, signature_b64, message):
         raise ApiError(422, "bad_signature",
                        "the event's signature does not verify with the organisation's key "
-                       "over the jrule-event/1 message", {"message": message}) from None
+                       "over the jrule-event/1 message", {"message": message})
 
 
 def record_signatures(service: EngineService) -> Any:
@@ -104,10 +146,8 @@ def record_signatures(service: EngineService) -> Any:
                            "key_id": c.key_id, "message": c.message,
                            "signature": c.signature, "ledger_index": None,
                            "created_at": now})
-            records.append(make_record("signed_event", {
-                "instance": c.instance_id, "seq": o.seq, "org": c.org, "key": c.key_id,
-                "message": hashlib.sha256(c.message.encode("utf-8")).hexdigest(),
-                "signature": c.signature, "at": now}))
+            records.append(signed_event_record(c.instance_id, o.seq, c.org, c.key_id,
+                                               c.message, c.signature, now))
         if service.ledger is not None:
             for v, index in zip(values, service.append_to_ledger(conn, records), strict=True):
                 v["ledger_index"] = index
@@ -119,58 +159,17 @@ def record_signatures(service: EngineService) -> Any:
 def audit_signatures(db: Database, ledger: Any = None) -> list[str]:
     """Check every kept signature; each disagreement as ``location: what``.
 
-    For each ``event_signatures`` row: the signature verifies with the
-    organisation's registered key over the stored message; the message is the
-    event the input log holds at (instance, seq) (event, role, payload,
-    idempotency key); and, with ``ledger``, the ``signed_event`` record at the
-    row's ledger index is the one recomputed from the row.
+    ``jrule admin check-signatures``: the audit's own check of ``event_signatures``
+    rows (:func:`engine.audit_service.check_signature_rows`: the signature verifies
+    with the organisation's registered key, the message is the event the input log
+    holds at (instance, seq) and, with ``ledger``, the ``signed_event`` record at the
+    row's ledger index is the one made from the row), on every row at once.
     """
-    import json
+    from engine.audit import StoreAudit
+    from engine.audit_service import check_signature_rows
 
-    findings: list[str] = []
-    s, k, n = T_SIGNATURES.c, T_ORG_KEYS.c, T_INPUTS.c
+    out = StoreAudit()
     with db.read() as conn:
-        rows = conn.execute(select(T_SIGNATURES).order_by(s.id)).all()
-        keys = {(r.principal, r.key_id): r.public_key
-                for r in conn.execute(select(k.principal, k.key_id, k.public_key))}
-        bodies = {(r.instance_id, r.seq): r.body for r in conn.execute(
-            select(n.instance_id, n.seq, n.body).where(
-                n.instance_id.in_({r.instance_id for r in rows})))} if rows else {}
-    for r in rows:
-        where = f"event_signatures[id={r.id}]"
-        public = keys.get((r.principal, r.key_id))
-        try:
-            if public is None:
-                raise InvalidSignature
-            Ed25519PublicKey.from_public_bytes(base64.b64decode(public)).verify(
-                base64.b64decode(r.signature, validate=True), r.message.encode("utf-8"))
-        except (InvalidSignature, binascii.Error, ValueError):
-            findings.append(f"{where}.signature: does not verify with {r.principal}'s key "
-                            f"{r.key_id}")
-        body = bodies.get((r.instance_id, r.seq))
-        head, _, text = r.message.partition("\n")
-        try:
-            signed = json.loads(text) if head == FORMAT else None
-        except ValueError:
-            signed = None
-        logged = json.loads(body) if body is not None else None
-        if signed is None or logged is None or logged.get("input") != "event" or [
-                signed.get("instance"), signed.get("event"), signed.get("role"),
-                canonical_json(signed.get("payload")), signed.get("idempotency_key") or ""] != [
-                r.instance_id, logged.get("event"), logged.get("role"),
-                canonical_json(logged.get("payload")), logged.get("key") or ""]:
-            findings.append(f"{where}.message: is not the event logged at inputs"
-                            f"[{r.instance_id}, seq {r.seq}]")
-        if ledger is not None and r.ledger_index is not None:
-            want = make_record("signed_event", {
-                "instance": r.instance_id, "seq": r.seq, "org": r.principal, "key": r.key_id,
-                "message": hashlib.sha256(r.message.encode("utf-8")).hexdigest(),
-                "signature": r.signature, "at": r.created_at})
-            try:
-                got = ledger.entry(int(r.ledger_index)).record
-            except Exception as exc:
-                findings.append(f"{where}.ledger_index: no ledger entry ({exc})")
-                continue
-            if got != want:
-                findings.append(f"{where}: disagrees with ledger entry {r.ledger_index}")
-    return findings
+        rows = conn.execute(select(T_SIGNATURES).order_by(T_SIGNATURES.c.id)).mappings().all()
+    check_signature_rows(out.add, out.diff, db.read, ledger, list(rows))
+    return out.findings

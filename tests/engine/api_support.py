@@ -108,6 +108,21 @@ def prepare_store(url: str, data_dir: Path) -> Store:
     return store
 
 
+def open_minimal_case(client: httpx.Client, parties: dict[str, str] | None = None) -> None:
+    """As ``client``: deploy the minimal mediation contract and open its case ``case-1``
+    (1000.00 due 2025-09-30, judicially confirmed; ``parties`` by role, if any)."""
+    from runtime_support import MINIMAL
+
+    src = {"source": MINIMAL.read_text(encoding="utf-8"), "filename": "m.jrule"}
+    assert client.post("/contracts/deploy", json=src).status_code == 201
+    terms = {"金额": "1000.00", "履行期限": "2025-09-30", "司法确认": True}
+    body: dict[str, Any] = {"contract": "调解协议", "instance": "case-1", "terms": terms}
+    if parties is not None:
+        body["parties"] = parties
+    made = client.post("/instances", json=body)
+    assert made.status_code == 201, made.text
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -31,6 +31,14 @@ T0 = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)  # 09:00 in Beijing
 PG_SCHEMAS: dict[int, str] = {}  # id(engine) -> its PostgreSQL schema
 
 
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh store (:func:`open_store`) on each backend, for a test module that imports
+    this fixture."""
+    with open_store(request.param, tmp_path) as engine:
+        yield engine
+
+
 @contextmanager
 def open_store(backend: str, tmp_path: Path) -> Iterator[Engine]:
     """A fresh engine with the runtime's tables (and two instances, i1 and i2)."""

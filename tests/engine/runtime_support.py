@@ -3,13 +3,16 @@
 ``backend_url`` is parametrized over SQLite (a file in the test's tmp dir)
 and PostgreSQL (when ``JRULE_TEST_DATABASE_URL`` is set; each test gets its
 own schema through ``search_path``, dropped afterwards).  Test modules import
-helpers from here; ``conftest.py`` registers the fixtures: ``conftest.py`` registers the fixtures.
+helpers from here; ``conftest.py`` registers the fixtures.  :func:`clone_store`
+copies a store made once into a fresh one of the same backend, for tests that
+each change a copy (the tamper tests).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from engine.runtime.clock import VirtualClock
-from engine.runtime.db import normalize_url
+from engine.runtime.db import normalize_url, upgrade
 from engine.runtime.service import EngineService
 
 PG_URL = os.environ.get("JRULE_TEST_DATABASE_URL")
@@ -66,6 +69,56 @@ def make_url(backend: str, tmp_path: Path) -> Iterator[str]:
         yield pg_schema_url(schema)
     finally:
         pg_admin(f"DROP SCHEMA {schema} CASCADE")
+
+
+def clone_store(source: str, target: str) -> None:
+    """Fill the fresh store at ``target`` (from :func:`make_url`, same backend as
+    ``source``) with a copy of every row of ``source``.
+
+    SQLite: the file, through SQLite's backup API (WAL pages included).
+    PostgreSQL: the schema is created by the migrations, then each table's rows
+    are copied from the source schema with foreign-key triggers off (any table
+    order), and each sequence continues where the source's stands.
+    """
+    if source.startswith("sqlite"):
+        src = sqlite3.connect(normalize_url(source).database or "")
+        dst = sqlite3.connect(normalize_url(target).database or "")
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        return
+    upgrade(target)
+    engine = create_engine(normalize_url(source))
+    with engine.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+    engine.dispose()
+    engine = create_engine(normalize_url(target))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = :s "
+                                       "AND tablename <> 'alembic_version'"),
+                                  {"s": schema}).scalars().all()
+            for table in tables:
+                conn.execute(text(f'DELETE FROM "{table}"'))
+                conn.execute(text(f'INSERT INTO "{table}" SELECT * FROM "{schema}"."{table}"'))
+            for name, value in conn.execute(text(
+                    "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = :s "
+                    "AND last_value IS NOT NULL"), {"s": schema}):
+                conn.execute(text("SELECT setval(CAST(:n AS regclass), :v)"),
+                             {"n": f'"{name}"', "v": value})
+    finally:
+        engine.dispose()
+
+
+def audit_cli(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``jrule audit --db URL``: its exit status and what it printed."""
+    from rules_dsl.cli import main
+
+    code = main(["audit", "--db", url])
+    return code, capsys.readouterr().out
 
 
 @pytest.fixture(params=BACKENDS)

@@ -18,8 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import Server, Store, prepare_store
-from runtime_support import MINIMAL
+from api_support import Server, Store, open_minimal_case, prepare_store
 
 from engine.api.policy import POLICY, PUBLIC, ROLES
 
@@ -65,16 +64,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, S
     store = prepare_store(f"sqlite:///{data / 'jrule.sqlite3'}", data / "data")
     with Server(store, virtual_clock="2025-09-01T02:00:00Z") as server:
         with server.client("all") as c:
-            src = {"source": MINIMAL.read_text(encoding="utf-8"), "filename": "m.jrule"}
-            assert c.post("/contracts/deploy", json=src).status_code == 201
-            for iid, court_client in (("case-1", c), ("other-court", None)):
-                if court_client is None:
-                    continue
-                r = court_client.post("/instances", json={
-                    "contract": "调解协议", "instance": iid,
-                    "terms": {"金额": "1000.00", "履行期限": "2025-09-30", "司法确认": True},
-                    "parties": {"申请人": "p-1", "调解组织": "med-1"}})
-                assert r.status_code == 201, r.text
+            open_minimal_case(c, parties={"申请人": "p-1", "调解组织": "med-1"})
         with server.client("clerk2") as c2:
             assert c2.post("/instances", json={
                 "contract": "调解协议", "instance": "case-c2",

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_support import Server, prepare_store
+from api_support import Server, open_minimal_case, prepare_store
 from hypothesis import HealthCheck, settings
-from runtime_support import MINIMAL
 
 EXAMPLES = int(os.environ.get("JRULE_FUZZ_EXAMPLES", "12"))
 schemathesis.experimental.OPEN_API_3_1.enable()  # FastAPI publishes OpenAPI 3.1
@@ -29,12 +28,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store = prepare_store(f"sqlite:///{data / 'jrule.sqlite3'}", data / "data")
     with Server(store, virtual_clock="2025-09-01T02:00:00Z") as server:
         with server.client("all") as c:
-            src = {"source": MINIMAL.read_text(encoding="utf-8"), "filename": "m.jrule"}
-            assert c.post("/contracts/deploy", json=src).status_code == 201
-            assert c.post("/instances", json={
-                "contract": "调解协议", "instance": "case-1",
-                "terms": {"金额": "1000.00", "履行期限": "2025-09-30", "司法确认": True}}
-            ).status_code == 201
+            open_minimal_case(c)
         yield server
         assert "Traceback" not in server.output()
 

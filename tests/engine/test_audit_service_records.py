@@ -7,32 +7,41 @@ a webhook delivery that fails (the reference receiver answers 400), is retried
 through the API and is then delivered exactly once, a second failure resolved
 by hand, and a deadline fault resolved.  The audit of that store is clean;
 each test then changes, deletes or renumbers one row directly in a copy and
-the audit names the table and the row.
+the audit names the table and the row.  The store is made once per backend
+(SQLite, and PostgreSQL when ``JRULE_TEST_DATABASE_URL`` is set) and each test
+changes its own copy (``runtime_support.clone_store``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from api_support import ORIGIN, ROOT, Server, Store, prepare_store
-from runtime_support import APPROVALS, DATA, MINIMAL
+from runtime_support import (
+    APPROVALS,
+    BACKENDS,
+    DATA,
+    MINIMAL,
+    audit_cli,
+    clone_store,
+    make_url,
+)
 from sqlalchemy import create_engine, text
 
 from engine.api.admin import Administration
-from engine.api.signatures import event_message
+from engine.api.signatures import audit_signatures, event_message
 from engine.runtime.db import open_database
 from engine.runtime.receiver.server import ReferenceReceiver
 from engine.runtime.webhook import load_public_key, write_key_pair
 from ledger_adapter.note import Ed25519Signer
 from ledger_adapter.sql import SqlLedger
-from rules_dsl.cli import main
 
 EXAMPLES = ROOT / "examples"
 TERMS = {"金额": "1000.00", "履行期限": "2025-09-30", "司法确认": True}
@@ -177,31 +186,44 @@ def _story(store: Store, data: Path) -> dict[str, Any]:
     return facts
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def made(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """The story's store, once per backend: (backend, url, facts)."""
     root = tmp_path_factory.mktemp("service-records")
-    data = root / "data"
-    store = prepare_store(f"sqlite:///{root / 'jrule.sqlite3'}", data)
-    facts = _story(store, data)
-    return root, facts
+    for url in make_url(request.param, root):
+        store = prepare_store(url, root / "data")
+        facts = _story(store, root / "data")
+        # the rows the findings must name
+        gated = "FROM contract_versions WHERE report_ledger_index IS NOT NULL"
+        facts["gated"] = _scalar(url, f"SELECT id {gated}")
+        facts["ruleset"] = _scalar(url, f"SELECT ruleset_id {gated}")
+        facts["bank_key"] = _scalar(url, "SELECT key_id FROM api_keys WHERE principal = 'bank'")
+        facts["org_key"] = store.org_key_id
+        facts["next_incident"] = _scalar(url, "SELECT max(id) FROM incidents") + 1
+        yield request.param, url, facts
 
 
 @pytest.fixture
-def copy(made: tuple[Path, dict[str, Any]], tmp_path: Path) -> tuple[str, dict[str, Any]]:
-    root, facts = made
-    shutil.copy(root / "jrule.sqlite3", tmp_path / "jrule.sqlite3")
-    return f"sqlite:///{tmp_path / 'jrule.sqlite3'}", facts
+def copy(made: tuple[str, str, dict[str, Any]], tmp_path: Path
+         ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A copy of the story's store for one test to change (same backend)."""
+    backend, url, facts = made
+    for target in make_url(backend, tmp_path):
+        clone_store(url, target)
+        yield target, facts
 
-
-def _audit(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["audit", "--db", url])
-    return code, capsys.readouterr().out
 
 
 def _sql(url: str, sql: str, **params: object) -> None:
+    """Change rows directly, as someone with the database's keys would: no foreign-key
+    checks (SQLite enforces none on this plain connection; on PostgreSQL the
+    superuser turns its FK triggers off), so any row can be changed or deleted."""
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
             assert conn.execute(text(sql), params).rowcount >= 1, sql
     finally:
         engine.dispose()
@@ -229,7 +251,7 @@ def _admin_records(url: str) -> list[dict[str, Any]]:
 def test_the_store_audits_clean_and_logs_who_closed_each_incident(
         copy: tuple[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
     url, facts = copy
-    code, out = _audit(url, capsys)
+    code, out = audit_cli(url, capsys)
     assert code == 0, out
     assert "no disagreement found" in out
     records = _admin_records(url)
@@ -268,6 +290,15 @@ CASES = [
      ["event_signatures[id=1].ledger_index"]),
     ("signature changed", "UPDATE event_signatures SET signature = 'AAAA' || signature",
      ["event_signatures[id=1].signature"]),
+    ("signed message changed",
+     "UPDATE event_signatures SET message = replace(message, '5.00', '50.00')",
+     ["event_signatures[id=1].message: is not the event logged at inputs[case-1, seq ",
+      "event_signatures[id=1].signature: does not verify with mediation_centre's key",
+      "event_signatures[id=1].message: disagrees with ledger entry"]),
+    ("signed event's input changed",
+     "UPDATE inputs SET body = replace(body, '5.00', '50.00') WHERE instance_id = 'case-1' "
+     "AND kind = 'event'",
+     ["event_signatures[id=1].message: is not the event logged at inputs[case-1, seq "]),
     # (1) administration
     ("court renamed", "UPDATE courts SET name = 'x' WHERE code = 'c2'",
      ["courts[code=c2].name"]),
@@ -290,7 +321,7 @@ CASES = [
     ("revoked role restored", "INSERT INTO principal_roles (principal, role, granted_at, "
                               "granted_by) VALUES ('all', 'judge', '2025-01-01 00:00:00', 't')",
      ["principal_roles[principal=all,role=judge]: is not granted"]),
-    ("deactivated principal reactivated", "UPDATE principals SET active = 1 "
+    ("deactivated principal reactivated", "UPDATE principals SET active = TRUE "
                                           "WHERE name = 'party2'",
      ["principals[name=party2].active"]),
     ("revoked key restored", "UPDATE api_keys SET revoked_at = NULL "
@@ -305,29 +336,33 @@ CASES = [
      ["api_keys[principal=admin]: missing the key", "(or its secret_hash was changed)"]),
     ("key moved to another principal", "UPDATE api_keys SET principal = 'admin' "
                                        "WHERE principal = 'bank'",
-     ["api_keys[key_id=", "].principal: is admin"]),
+     ["api_keys[key_id={bank_key}].principal: is admin, but ledger entry"]),
     ("organisation key replaced", "UPDATE org_keys SET public_key = "
                                   "'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='",
-     ["org_keys[principal=mediation_centre]: missing", "org_keys[key_id="]),
+     ["org_keys[principal=mediation_centre]: missing the key ledger entry",
+      "org_keys[key_id={org_key}]: has no register_org_key record"]),
     # (1) gated deployments
     ("reviewer changed", "UPDATE contract_versions SET reviewed_by = 'mallory' "
                          "WHERE report_ledger_index IS NOT NULL",
-     ["contract_versions[id=", "].reviewed_by: disagrees with ledger entry"]),
+     ["contract_versions[id={gated}].reviewed_by: disagrees with ledger entry"]),
     ("test report changed", "UPDATE contract_versions SET test_report = "
                             "replace(test_report, 'true', 'false') "
                             "WHERE report_ledger_index IS NOT NULL",
-     ["].test_report: does not hash"]),
+     ["contract_versions[id={gated}].test_report: does not hash"]),
     ("report hash changed", "UPDATE contract_versions SET report_hash = "
                             "'0000000000000000000000000000000000000000000000000000000000000000' "
                             "WHERE report_ledger_index IS NOT NULL",
-     ["].report_hash: disagrees with ledger entry"]),
+     ["contract_versions[id={gated}].report_hash: disagrees with ledger entry"]),
     ("report ledger index renumbered", "UPDATE contract_versions SET report_ledger_index = "
                                        "report_ledger_index + 1 "
                                        "WHERE report_ledger_index IS NOT NULL",
-     ["].report_ledger_index", "its report_ledger_index renumbered"]),
+     ["contract_versions[id={gated}].report_ledger_index: ledger entry",
+      "contract_versions[ruleset_id={ruleset}]: missing, or its report_ledger_index "
+      "renumbered"]),
     ("gated version deleted", "DELETE FROM contract_versions "
                               "WHERE report_ledger_index IS NOT NULL",
-     ["contract_versions[ruleset_id=", "records its test report"]),
+     ["contract_versions[ruleset_id={ruleset}]: missing, or its report_ledger_index "
+      "renumbered: ledger entry", "contract_versions[id={gated}]: missing, but ledger entry"]),
     # (2) incident resolutions
     ("retried by someone else", "UPDATE incidents SET resolved_by = 'judge' "
                                 "WHERE id = {retried_id}",
@@ -345,7 +380,8 @@ CASES = [
      "INSERT INTO incidents (kind, instance_id, message, status, created_at, resolved_by, "
      "resolved_at, resolution) VALUES ('deadline_fault', 'bad-1', 'x', 'resolved', "
      "'2025-09-03 00:00:00', 'mallory', '2025-09-03 00:00:00', 'resolved: quietly')",
-     ["is resolved, but the ledger has no record of who resolved it"]),
+     ["incidents[id={next_incident}]: is resolved, but the ledger has no record of who "
+      "resolved it"]),
 ]
 
 
@@ -356,10 +392,23 @@ def test_audit_names_the_changed_row(copy: tuple[str, dict[str, Any]], sql: str,
     url, facts = copy
     values = {**facts, "retried_id": facts["retried"][0]}
     _sql(url, sql.format(**values))
-    code, out = _audit(url, capsys)
+    code, out = audit_cli(url, capsys)
     assert code == 1, out
     findings = out.split("finding(s):", 1)[1]
     for part in named:
         assert part.format(**values) in findings, (part, findings)
     if "principals[name=judge].kind" in named[0]:  # one finding, no cascade over its roles
         assert "principal_roles" not in findings, findings
+    if "event_signatures[id=" in named[0]:  # check-signatures: the same check, same messages
+        signatures = _check_signatures(url)
+        assert signatures, findings
+        assert all(f"  {f}\n" in findings for f in signatures), (signatures, findings)
+
+
+def _check_signatures(url: str) -> list[str]:
+    """What ``jrule admin check-signatures`` finds (``audit_signatures``)."""
+    db = open_database(url, engine_lock=False, migrate=False)
+    try:
+        return audit_signatures(db, SqlLedger(db.engine, ORIGIN, Ed25519Signer.generate(ORIGIN)))
+    finally:
+        db.close()

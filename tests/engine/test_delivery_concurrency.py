@@ -11,13 +11,19 @@ import multiprocessing
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from delivery_helpers import BACKENDS, PG_SCHEMAS, PG_URL, add_instance, open_store, pg_engine
+from delivery_helpers import (
+    PG_SCHEMAS,
+    PG_URL,
+    add_instance,
+    open_store,
+    pg_engine,
+    store,
+)
 from sqlalchemy import Engine, insert
 
 from engine.runtime.clock import SystemClock
@@ -29,11 +35,7 @@ from engine.runtime.webhook import WebhookHandler
 
 SIGNING_SEED = bytes(range(32, 64))
 
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with open_store(request.param, tmp_path) as engine:
-        yield engine
+__all__ = ["store"]  # the fixture, from delivery_helpers
 
 
 def fill(store: Engine, instances: int, per_instance: int) -> list[str]:

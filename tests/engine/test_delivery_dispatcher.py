@@ -10,12 +10,11 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from delivery_helpers import BACKENDS, T0, add_action, incidents, open_store, row, rows, seed
+from delivery_helpers import T0, add_action, incidents, row, rows, seed, store
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import sessionmaker
 
@@ -35,11 +34,7 @@ from engine.runtime.models import Base, Outbox
 
 CASE = {"case_number": "(2026)京0105执1号"}
 
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with open_store(request.param, tmp_path) as engine:
-        yield engine
+__all__ = ["store"]  # the fixture, from delivery_helpers
 
 
 class Scripted:

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from delivery_helpers import BACKENDS, T0, add_action, clear, incidents, open_store, rows
+from delivery_helpers import T0, add_action, clear, incidents, rows, store
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -30,6 +27,8 @@ from engine.runtime.handlers import Delivery, PermanentFailure, Receipt, Transie
 
 MAX_ATTEMPTS = 4
 OUTCOMES = ("ok", "transient", "permanent", "crash_before", "crash_after", "lost_reply")
+
+__all__ = ["store"]  # the fixture, from delivery_helpers
 
 
 class Crash(BaseException):
@@ -165,12 +164,6 @@ class DeliveryMachine(RuleBasedStateMachine):
         assert {r["key"] for r in final} == set(self.keys)
         self.each_key_takes_effect_at_most_once()
         self.rows_and_incidents_agree()
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with open_store(request.param, tmp_path) as engine:
-        yield engine
 
 
 def test_every_key_settles_and_takes_effect_at_most_once(store: Engine) -> None:

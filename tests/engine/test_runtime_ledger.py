@@ -14,6 +14,7 @@ from runtime_support import (
     APPROVALS,
     MINIMAL,
     ROOT,
+    audit_cli,
     deploy,
     minimal_terms,
     store_url,
@@ -30,7 +31,6 @@ from engine.runtime.unit import T_APPROVALS, T_INPUTS, T_OUTBOX
 from ledger_adapter import Ed25519Signer
 from ledger_adapter.sql import SqlLedger
 from ledger_adapter.verify import verify_receipt
-from rules_dsl.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ledger"))
 from ledger_support import sql_edit_entry, sql_entry_count, sql_get_entry
@@ -325,19 +325,15 @@ def test_a_rolled_back_decision_leaves_neither_row_nor_entry(
 
 # --------------------------------------------------------------------------- jrule audit
 @pytest.fixture
-def store(tmp_path: Path, vclock: VirtualClock) -> str:
-    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
-    svc, _ = _service(url, vclock)
+def store(store_url: str, vclock: VirtualClock) -> str:
+    """A store (each backend) with two mediation cases: one paid in part, one overdue."""
+    svc, _ = _service(store_url, vclock)
     try:
         _story(svc, vclock)
     finally:
         svc.close()
-    return url
+    return store_url
 
-
-def _audit(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["audit", "--db", url])
-    return code, capsys.readouterr().out
 
 
 def _sql(url: str, sql: str, **params: object) -> None:
@@ -350,7 +346,7 @@ def _sql(url: str, sql: str, **params: object) -> None:
 
 
 def test_audit_clean_store(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _audit(store, capsys)
+    code, out = audit_cli(store, capsys)
     assert code == 0, out
     assert "no disagreement found" in out
 
@@ -359,7 +355,7 @@ def test_audit_names_a_changed_event_payload(store: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     _sql(store, "UPDATE inputs SET body = replace(body, '400.00', '900.00') "
                 "WHERE kind = 'event'")
-    code, out = _audit(store, capsys)
+    code, out = audit_cli(store, capsys)
     assert code == 1
     db = open_database(store, engine_lock=False)
     with db.read() as conn:
@@ -372,7 +368,7 @@ def test_audit_names_a_changed_event_payload(store: str,
 def test_audit_names_a_changed_document(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     _sql(store, "UPDATE instances SET document = replace(document, '400.00', '900.00') "
                 "WHERE id = 'c'")
-    code, out = _audit(store, capsys)
+    code, out = audit_cli(store, capsys)
     assert code == 1
     assert "instances[id=c].state_hash" in out and "instances[id=c].document" in out
 
@@ -380,7 +376,7 @@ def test_audit_names_a_changed_document(store: str, capsys: pytest.CaptureFixtur
 def test_audit_names_a_changed_state(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     _sql(store, "UPDATE inputs SET state_hash = :h WHERE instance_id = 'c' AND seq = 2",
          h="0" * 64)
-    code, out = _audit(store, capsys)
+    code, out = audit_cli(store, capsys)
     assert code == 1
     assert ".state_hash: disagrees with ledger entry" in out
     assert "inputs[instance_id=c,seq=2].state_hash" in out
@@ -396,7 +392,7 @@ def test_audit_names_a_changed_ledger_record(store: str,
     assert forged != bytes(record)
     sql_edit_entry(db.engine, idx, record=forged)
     db.close()
-    code, out = _audit(store, capsys)
+    code, out = audit_cli(store, capsys)
     assert code == 1
     assert f"ledger_entries[index={idx}]" in out
     assert f"disagrees with ledger entry {idx}" in out
@@ -406,7 +402,7 @@ def test_audit_names_a_changed_leaf_hash(store: str, capsys: pytest.CaptureFixtu
     db = open_database(store, engine_lock=False)
     sql_edit_entry(db.engine, 1, leaf_hash=b"\x01" * 32)
     db.close()
-    code, out = _audit(store, capsys)
+    code, out = audit_cli(store, capsys)
     assert code == 1 and "ledger_entries[index=1].leaf_hash" in out
 
 
@@ -415,15 +411,16 @@ def test_audit_counts_rows(store: str, capsys: pytest.CaptureFixture[str]) -> No
     with db.read() as conn:
         n = conn.scalar(select(func.count()).select_from(T_INPUTS))
     db.close()
-    code, out = _audit(store, capsys)
+    code, out = audit_cli(store, capsys)
     assert code == 0 and f"checked {n} input rows and 2 instances" in out
 
 
 # ------------------------------------------------- jrule audit: off-chain rows and versions
 @pytest.fixture
-def full_store(tmp_path: Path, vclock: VirtualClock) -> str:
-    """A store with transitions, actions, approvals and delivery outcomes (one failed)."""
-    url = f"sqlite:///{tmp_path / 'full.sqlite3'}"
+def full_store(store_url: str, vclock: VirtualClock) -> str:
+    """A store (each backend) with transitions, actions, approvals and delivery outcomes
+    (one failed)."""
+    url = store_url
     svc, ledger = _service(url, vclock)
     try:
         _story(svc, vclock)
@@ -452,146 +449,96 @@ def _one(url: str, sql: str, **params: object) -> Any:
 
 
 def _findings(url: str, capsys: pytest.CaptureFixture[str]) -> str:
-    code, out = _audit(url, capsys)
+    code, out = audit_cli(url, capsys)
     assert code == 1, out
     print(out)
     return out
 
 
 def test_audit_full_store_is_clean(full_store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _audit(full_store, capsys)
+    code, out = audit_cli(full_store, capsys)
     assert code == 0, out
     assert "delivery outcomes" in out and "no disagreement found" in out
 
 
-def test_audit_names_a_deleted_input_row(full_store: str,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    (index,) = _one(full_store, "SELECT ledger_index FROM inputs WHERE instance_id = 'c' "
-                                "AND seq = 2")
-    _sql(full_store, "DELETE FROM inputs WHERE instance_id = 'c' AND seq = 2")
+_FREEZE = "SELECT key FROM outbox WHERE action = 'freeze'"
+_FILING = "SELECT key FROM outbox WHERE action = 'file_enforcement_case'"
+_FREEZE_FLOW = "SELECT id FROM contract_versions WHERE name = 'freeze_flow'"
+
+#: (what, the rows' keys {a}, {b} (a query each), the changes, what the audit names)
+FULL_STORE_CASES: list[tuple[str, list[str], list[str], list[str]]] = [
+    ("deleted input row",
+     ["SELECT ledger_index FROM inputs WHERE instance_id = 'c' AND seq = 2"],
+     ["DELETE FROM inputs WHERE instance_id = 'c' AND seq = 2"],
+     ["inputs[instance_id=c,seq=2]: missing, but ledger entry {a} records it"]),
+    ("renumbered input rows (c's two swapped)", [],
+     ["UPDATE inputs SET seq = 99 WHERE instance_id = 'c' AND seq = 1",
+      "UPDATE inputs SET seq = 1 WHERE instance_id = 'c' AND seq = 2",
+      "UPDATE inputs SET seq = 2 WHERE instance_id = 'c' AND seq = 99"],
+     ["inputs[instance_id=c,seq=1].ledger_index", "inputs[instance_id=c,seq=2].ledger_index"]),
+    ("deleted outbox row", [_FREEZE],
+     ["DELETE FROM outbox WHERE key = :a"],
+     ["outbox[key={a}]: missing, but ledger entry"]),
+    ("outbox keys swapped", [_FREEZE, _FILING],
+     ["UPDATE outbox SET key = 'swap' WHERE key = :a",
+      "UPDATE outbox SET key = :a WHERE key = :b",
+      "UPDATE outbox SET key = :b WHERE key = 'swap'"],
+     ["outbox[key={a}].action: disagrees with ledger entry", "outbox[key={a}].instance_id",
+      "outbox[key={b}].action: disagrees with ledger entry", "outbox[key={b}].instance_id"]),
+    ("approval ids swapped",
+     ["SELECT id FROM approvals WHERE status = 'approved'",
+      "SELECT id FROM approvals WHERE status = 'rejected'"],
+     ["UPDATE approvals SET id = 'swap' WHERE id = :a",
+      "UPDATE approvals SET id = :a WHERE id = :b",
+      "UPDATE approvals SET id = :b WHERE id = 'swap'"],
+     ["approvals[id={a}].status: disagrees with ledger entry",
+      "approvals[id={b}].status: disagrees with ledger entry"]),
+    ("action arguments changed", [_FREEZE],
+     ["UPDATE outbox SET args = replace(args, '5000.00', '50000.00') WHERE key = :a"],
+     ["outbox[key={a}].args: disagrees with ledger entry"]),
+    ("deleted approval row", ["SELECT id FROM approvals WHERE status = 'rejected'"],
+     ["DELETE FROM approvals WHERE id = :a"],
+     ["approvals[id={a}]: missing, but ledger entry"]),
+    ("approval decision changed", ["SELECT id FROM approvals WHERE status = 'approved'"],
+     ["UPDATE approvals SET reason = '未查明', decided_by = '李法官' WHERE id = :a"],
+     ["approvals[id={a}].reason: disagrees with ledger entry",
+      "approvals[id={a}].decided_by: disagrees with ledger entry"]),
+    ("delivery reply changed", [_FILING],
+     ["UPDATE outbox SET receipt = replace(receipt, '1234', '9999') WHERE key = :a"],
+     ["outbox[key={a}].receipt: disagrees with ledger entry"]),
+    ("failed delivery turned delivered",
+     ["SELECT key FROM outbox WHERE status = 'incident' LIMIT 1"],
+     ["UPDATE outbox SET status = 'delivered', delivered_at = created_at WHERE key = :a"],
+     ["outbox[key={a}].status: disagrees with ledger entry"]),
+    ("delivery outcome link moved to entry 0",
+     ["SELECT key FROM outbox WHERE status = 'delivered' LIMIT 1"],
+     ["UPDATE outbox SET ledger_index = 0 WHERE key = :a"],
+     ["outbox[key={a}].ledger_index: ledger entry 0 is a deployment record"]),
+    ("contract IR changed", [_FREEZE_FLOW],
+     ["UPDATE contract_versions SET ir = replace(ir, '\"months\"', '\"years\"') WHERE id = :a"],
+     ["contract_versions[id={a}].ir: hashes to"]),
+    ("deployment row changed", [_FREEZE_FLOW],
+     ["UPDATE contract_versions SET deployed_by = 'someone else' WHERE id = :a"],
+     ["contract_versions[id={a}].deployed_by: disagrees with ledger entry"]),
+]
+
+
+@pytest.mark.parametrize(("keys", "changes", "named"), [c[1:] for c in FULL_STORE_CASES],
+                         ids=[c[0] for c in FULL_STORE_CASES])
+def test_audit_names_the_changed_row(full_store: str, capsys: pytest.CaptureFixture[str],
+                                     keys: list[str], changes: list[str],
+                                     named: list[str]) -> None:
+    values = {"ab"[i]: _one(full_store, query)[0] for i, query in enumerate(keys)}
+    for sql in changes:
+        _sql(full_store, sql, **{k: v for k, v in values.items() if f":{k}" in sql})
     out = _findings(full_store, capsys)
-    assert f"inputs[instance_id=c,seq=2]: missing, but ledger entry {index} records it" in out
+    for part in named:
+        assert part.format(**values) in out, (part, out)
 
 
-def test_audit_names_renumbered_input_rows(full_store: str,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    # swap the order of c's two inputs
-    _sql(full_store, "UPDATE inputs SET seq = 99 WHERE instance_id = 'c' AND seq = 1")
-    _sql(full_store, "UPDATE inputs SET seq = 1 WHERE instance_id = 'c' AND seq = 2")
-    _sql(full_store, "UPDATE inputs SET seq = 2 WHERE instance_id = 'c' AND seq = 99")
-    out = _findings(full_store, capsys)
-    assert "inputs[instance_id=c,seq=1].ledger_index" in out
-    assert "inputs[instance_id=c,seq=2].ledger_index" in out
-
-
-def test_audit_names_a_deleted_outbox_row(full_store: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    (key,) = _one(full_store, "SELECT key FROM outbox WHERE action = 'freeze'")
-    _sql(full_store, "DELETE FROM outbox WHERE key = :k", k=key)
-    out = _findings(full_store, capsys)
-    assert f"outbox[key={key}]: missing, but ledger entry" in out
-
-
-def test_audit_names_outbox_rows_whose_keys_were_swapped(
-        full_store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    (a,) = _one(full_store, "SELECT key FROM outbox WHERE action = 'freeze'")
-    (b,) = _one(full_store, "SELECT key FROM outbox WHERE action = 'file_enforcement_case'")
-    _sql(full_store, "UPDATE outbox SET key = 'swap' WHERE key = :a", a=a)
-    _sql(full_store, "UPDATE outbox SET key = :a WHERE key = :b", a=a, b=b)
-    _sql(full_store, "UPDATE outbox SET key = :b WHERE key = 'swap'", b=b)
-    out = _findings(full_store, capsys)
-    for key in (a, b):
-        assert f"outbox[key={key}].action: disagrees with ledger entry" in out
-        assert f"outbox[key={key}].instance_id" in out
-
-
-def test_audit_names_approval_rows_whose_ids_were_swapped(
-        full_store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    (a,) = _one(full_store, "SELECT id FROM approvals WHERE status = 'approved'")
-    (b,) = _one(full_store, "SELECT id FROM approvals WHERE status = 'rejected'")
-    _sql(full_store, "UPDATE approvals SET id = 'swap' WHERE id = :a", a=a)
-    _sql(full_store, "UPDATE approvals SET id = :a WHERE id = :b", a=a, b=b)
-    _sql(full_store, "UPDATE approvals SET id = :b WHERE id = 'swap'", b=b)
-    out = _findings(full_store, capsys)
-    for approval in (a, b):
-        assert f"approvals[id={approval}].status: disagrees with ledger entry" in out
-
-
-def test_audit_names_changed_action_arguments(full_store: str,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    (key,) = _one(full_store, "SELECT key FROM outbox WHERE action = 'freeze'")
-    _sql(full_store, "UPDATE outbox SET args = replace(args, '5000.00', '50000.00') "
-                     "WHERE key = :k", k=key)
-    out = _findings(full_store, capsys)
-    assert f"outbox[key={key}].args: disagrees with ledger entry" in out
-
-
-def test_audit_names_a_deleted_approval_row(full_store: str,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
-    (approval,) = _one(full_store, "SELECT id FROM approvals WHERE status = 'rejected'")
-    _sql(full_store, "DELETE FROM approvals WHERE id = :a", a=approval)
-    out = _findings(full_store, capsys)
-    assert f"approvals[id={approval}]: missing, but ledger entry" in out
-
-
-def test_audit_names_a_changed_approval_decision(full_store: str,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    (approval,) = _one(full_store, "SELECT id FROM approvals WHERE status = 'approved'")
-    _sql(full_store, "UPDATE approvals SET reason = '未查明', decided_by = '李法官' "
-                     "WHERE id = :a", a=approval)
-    out = _findings(full_store, capsys)
-    assert f"approvals[id={approval}].reason: disagrees with ledger entry" in out
-    assert f"approvals[id={approval}].decided_by: disagrees with ledger entry" in out
-
-
-def test_audit_names_a_changed_delivery_reply(full_store: str,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    (key,) = _one(full_store, "SELECT key FROM outbox WHERE action = 'file_enforcement_case'")
-    _sql(full_store, "UPDATE outbox SET receipt = replace(receipt, '1234', '9999') "
-                     "WHERE key = :k", k=key)
-    out = _findings(full_store, capsys)
-    assert f"outbox[key={key}].receipt: disagrees with ledger entry" in out
-
-
-def test_audit_names_a_failed_delivery_turned_delivered(
-        full_store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    (key,) = _one(full_store, "SELECT key FROM outbox WHERE status = 'incident' LIMIT 1")
-    _sql(full_store, "UPDATE outbox SET status = 'delivered', delivered_at = created_at "
-                     "WHERE key = :k", k=key)
-    out = _findings(full_store, capsys)
-    assert f"outbox[key={key}].status: disagrees with ledger entry" in out
-
-
-def test_audit_names_a_deleted_delivery_outcome_link(
-        full_store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    (key,) = _one(full_store, "SELECT key FROM outbox "
-                                    "WHERE status = 'delivered' LIMIT 1")
-    _sql(full_store, "UPDATE outbox SET ledger_index = :i WHERE key = :k", i=0, k=key)
-    out = _findings(full_store, capsys)
-    assert f"outbox[key={key}].ledger_index: ledger entry 0 is a deployment record" in out
-
-
-def test_audit_names_a_changed_contract_ir(full_store: str,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    (cid,) = _one(full_store, "SELECT id FROM contract_versions WHERE name = 'freeze_flow'")
-    _sql(full_store, "UPDATE contract_versions SET ir = replace(ir, '\"months\"', "
-                     "'\"years\"') WHERE id = :c", c=cid)
-    out = _findings(full_store, capsys)
-    assert f"contract_versions[id={cid}].ir: hashes to" in out
-
-
-def test_audit_names_a_changed_deployment_row(full_store: str,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    (cid,) = _one(full_store, "SELECT id FROM contract_versions WHERE name = 'freeze_flow'")
-    _sql(full_store, "UPDATE contract_versions SET deployed_by = 'someone else' "
-                     "WHERE id = :c", c=cid)
-    out = _findings(full_store, capsys)
-    assert f"contract_versions[id={cid}].deployed_by: disagrees with ledger entry" in out
-
-
-def test_audit_names_a_deleted_contract_version(tmp_path: Path, vclock: VirtualClock,
+def test_audit_names_a_deleted_contract_version(store_url: str, vclock: VirtualClock,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"sqlite:///{tmp_path / 'versions.sqlite3'}"
+    url = store_url
     svc, ledger = _service(url, vclock)
     try:
         deploy(svc, MINIMAL)
