@@ -479,7 +479,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows read per query (default 1000)")
 
 
+class _Usage(Exception):
+    """A command-line argument that cannot be used (exit status 2, no traceback)."""
+
+
 def _open_ledger(engine: Any, key_file: str | None) -> Any | None:
+    from ledger_adapter.errors import LedgerError
     from ledger_adapter.note import Ed25519Signer
     from ledger_adapter.sql import SqlLedger
 
@@ -490,7 +495,13 @@ def _open_ledger(engine: Any, key_file: str | None) -> Any | None:
     if origin is None:
         return None
     if key_file:
-        signer = Ed25519Signer.from_skey(Path(key_file).read_text(encoding="utf-8").strip())
+        try:
+            signer = Ed25519Signer.from_skey(Path(key_file).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise _Usage(f"cannot read the key file {key_file}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, LedgerError, ValueError) as exc:
+            raise _Usage(f"{key_file} is not a ledger signing key "
+                         f"(PRIVATE+KEY+name+id+base64): {exc}") from None
     else:
         signer = Ed25519Signer.generate(origin)
     return SqlLedger(engine, origin, signer)
@@ -508,23 +519,39 @@ def run(args: argparse.Namespace) -> int:
             last[0] = now
             print(f"audit: {message}", file=sys.stderr, flush=True)
 
+    from engine.runtime.db import HEAD_REVISION, normalize_url
+    from engine.runtime.errors import EngineError
+
+    if args.chunk < 1:
+        print(f"jrule audit: --chunk must be at least 1, not {args.chunk}", file=sys.stderr)
+        return 2
     try:
+        url = normalize_url(args.db)
+        # an audit only reads: a missing SQLite file is a mistyped path, not a store to create
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+                and not Path(url.database).is_file():
+            print(f"jrule audit: no store at {url.database} (no such file)", file=sys.stderr)
+            return 2
         service = EngineService(args.db, mode="production", engine_lock=False, migrate=False)
+    except EngineError as exc:
+        print(f"jrule audit: {exc.message}", file=sys.stderr)
+        return 2
     except Exception as exc:
         print(f"jrule audit: cannot open {args.db}: {exc}", file=sys.stderr)
         return 2
-    from engine.runtime.db import HEAD_REVISION
-
     revision = service.db.schema_revision()
     if revision != HEAD_REVISION:
         service.close()
         print(f"jrule audit: {args.db} is at schema revision {revision or 'none'}, not "
-              f"{HEAD_REVISION}: bring it up to date first (engine.runtime.db.upgrade)",
+              f"{HEAD_REVISION}: bring it up to date first (jrule admin --db URL upgrade)",
               file=sys.stderr)
         return 2
     try:
         ledger = _open_ledger(service.db.engine, args.key_file)
         result = audit_store(service, ledger, chunk=args.chunk, progress=progress)
+    except _Usage as exc:
+        print(f"jrule audit: {exc}", file=sys.stderr)
+        return 2
     finally:
         service.close()
     if ledger is None:

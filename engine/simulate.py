@@ -94,10 +94,9 @@ def simulate(program: Program, calendar_name: str, terms: Any, timeline: list[An
     if not isinstance(timeline, list):
         raise SimulationError("the timeline must be a JSON list of entries")
     entries = [(i, e) for i, e in enumerate(timeline)]
-    first = start or (
-        _instant(entries[0][1].get("at"), "entry 0") if entries and isinstance(entries[0][1], dict)
-        else None
-    )
+    if entries and not isinstance(entries[0][1], dict):
+        raise SimulationError("timeline entry 0: each entry is a JSON object")
+    first = start or (_instant(entries[0][1].get("at"), "entry 0") if entries else None)
     if first is None:
         raise SimulationError("give --start (or at least one timeline entry)")
     records: list[dict[str, Any]] = []

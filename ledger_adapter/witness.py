@@ -263,7 +263,13 @@ class Witness:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise WitnessError(500, f"cannot read the witness state {path}: {e.strerror or e}",
+                           code="bad_state") from None
+    except ValueError:  # not UTF-8, or not JSON
+        data = None
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
         raise WitnessError(500, f"{path} is not a {STATE_FORMAT} state file", code="bad_state")
     return data

@@ -32,10 +32,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from engine.runtime.errors import EngineError, EngineLocked
+from engine.runtime.errors import EngineError, EngineLocked, StoreUnavailable
 
 __all__ = ["Database", "normalize_url", "open_database", "upgrade"]
 
@@ -47,8 +48,16 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def normalize_url(url: str | URL) -> URL:
-    """The SQLAlchemy URL to use (``postgresql://`` means psycopg 3)."""
-    u = make_url(url)
+    """The SQLAlchemy URL to use (``postgresql://`` means psycopg 3).
+
+    A string that is not a database URL raises :class:`StoreUnavailable`.
+    """
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise StoreUnavailable(
+            f"{url!r} is not a database URL: write sqlite:///PATH/FILE.sqlite3 or "
+            "postgresql://USER@HOST:PORT/DATABASE") from None
     if u.drivername in ("postgresql", "postgres"):
         u = u.set(drivername="postgresql+psycopg")
     return u
@@ -233,6 +242,7 @@ def open_database(url: str | URL, *, engine_lock: bool = True, migrate: bool = T
     """
     db = Database(url, engine_lock=engine_lock, echo=echo)
     try:
+        _probe(db)
         if migrate:
             db.upgrade()
     except BaseException:
@@ -241,10 +251,26 @@ def open_database(url: str | URL, *, engine_lock: bool = True, migrate: bool = T
     return db
 
 
+def _probe(db: Database) -> None:
+    """Connect once, so that a store that is down or not a database is refused by name.
+
+    The connection goes back to the pool; the open that follows reuses it.
+    """
+    try:
+        with db.engine.connect():
+            pass
+    except DBAPIError as exc:
+        reason = " ".join(str(exc.orig if exc.orig is not None else exc).split())
+        raise StoreUnavailable(
+            f"cannot open the database {db.url.render_as_string(hide_password=True)}: "
+            f"{reason}") from None
+
+
 def upgrade(url: str | URL) -> None:
     """``alembic upgrade head`` on the database at ``url``."""
     db = Database(url, engine_lock=False)
     try:
+        _probe(db)
         with db.write() as conn:
             _upgrade_connection(conn)
     finally:

@@ -15,6 +15,7 @@ __all__ = [
     "EngineLocked",
     "MigrationRefused",
     "NotFound",
+    "StoreUnavailable",
 ]
 
 
@@ -32,6 +33,12 @@ class EngineLocked(EngineError):
     """Another engine process holds the SQLite file."""
 
     code = "engine_locked"
+
+
+class StoreUnavailable(EngineError):
+    """The database URL cannot be parsed or the store cannot be opened (down, not a database)."""
+
+    code = "store_unavailable"
 
 
 class ClockNotAllowed(EngineError):

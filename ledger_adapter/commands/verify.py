@@ -41,10 +41,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
+class _UsageError(Exception):
+    """A file given on the command line that cannot be used (exit status 2)."""
+
+
+def _read_text(path: Path, what: str) -> str:
+    """A key file's text, or a usage error naming the file and what is wrong with it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise _UsageError(f"cannot read {what} {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise _UsageError(f"{what} {path} is not a text file of keys "
+                          f"(byte {e.start} is not UTF-8)") from e
+
+
 def _lines(arg: str) -> list[str]:
     path = Path(arg)
     if "+" not in arg or path.is_file():
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path, "witness key file")
         return [line.strip() for line in text.splitlines()
                 if line.strip() and not line.strip().startswith("#")]
     return [arg]
@@ -55,7 +70,10 @@ def _log_keys(args: list[str]) -> list[LogKey]:
     for arg in args:
         path = Path(arg)
         if "+" not in arg or path.is_file():
-            keys.extend(parse_key_list(path.read_text(encoding="utf-8")))
+            try:
+                keys.extend(parse_key_list(_read_text(path, "log key file")))
+            except FormatError as e:
+                raise _UsageError(f"log key file {path}: {e}") from e
         else:
             keys.append(parse_log_key(arg))
     return keys
@@ -65,9 +83,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = (sys.stdin.buffer.read() if args.receipt == "-"
                 else Path(args.receipt).read_bytes())
+    except OSError as e:
+        print(f"jrule verify: cannot read receipt {args.receipt}: {e.strerror or e}",
+              file=sys.stderr)
+        return 2
+    try:
         keys = _log_keys(args.key)
         witnesses = [CosignatureVerifier.from_vkey(v) for a in args.witness for v in _lines(a)]
-    except (OSError, FormatError) as e:
+    except (_UsageError, FormatError) as e:
         print(f"jrule verify: {e}", file=sys.stderr)
         return 2
     if args.require_witnesses < 0:

@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except WitnessError as e:
+        if e.status >= 500:  # the witness's own files, not a refused checkpoint
+            print(f"jrule witness: error: {e.message}", file=sys.stderr)
+            return 2
         print(f"jrule witness: refused ({e.status}): {e.message}", file=sys.stderr)
         return 1
     except (LedgerError, OSError, ValueError) as e:

@@ -205,6 +205,30 @@ def test_jrule_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert _run([str(tmp_path / "missing"), "--key", str(keys)]) == 2
 
 
+def test_jrule_verify_names_the_file_it_cannot_use(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    receipt = tmp_path / "r.tlog-proof"
+    receipt.write_bytes(RECEIPT)
+    binary, garbage = tmp_path / "keys.bin", tmp_path / "keys.txt"
+    binary.write_bytes(bytes(range(128, 256)))
+    garbage.write_text("# keys\nnot a key\n")
+    for argv, says in [
+        ([str(tmp_path / "missing"), "--key", KEYS[0].vkey],
+         f"cannot read receipt {tmp_path / 'missing'}: No such file or directory"),
+        ([str(tmp_path), "--key", KEYS[0].vkey], f"cannot read receipt {tmp_path}: "),
+        ([str(receipt), "--key", str(tmp_path / "nokeys")],
+         f"cannot read log key file {tmp_path / 'nokeys'}: No such file or directory"),
+        ([str(receipt), "--key", str(binary)],
+         f"log key file {binary} is not a text file of keys (byte 0 is not UTF-8)"),
+        ([str(receipt), "--key", str(garbage)], f"log key file {garbage}: line 2: "),
+        ([str(receipt), "--key", KEYS[0].vkey, "--witness", str(binary)],
+         f"witness key file {binary} is not a text file of keys"),
+    ]:
+        assert _run(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("jrule verify: ") and says in err, err
+
+
 def test_the_verifier_needs_only_cryptography(tmp_path: Path) -> None:
     """Courts hand the verifier to parties: it must not need SQLAlchemy or the engine."""
     receipt = tmp_path / "r.tlog-proof"

@@ -192,3 +192,23 @@ def test_jrule_witness(tmp_path: Path, ledger: MemoryLedger,
     assert _cli(["show", state]) == 0
     assert f"log {ORIGIN}: cosigned up to size 10" in capsys.readouterr().out
     assert _cli(["add-log", state, "elsewhere.example", seeded_signer().vkey]) == 1
+
+
+def test_jrule_witness_bad_state_files(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The witness's own files are usage errors (exit 2) naming the file, not refusals."""
+    binary, empty, other = tmp_path / "w.bin", tmp_path / "w.json", tmp_path / "o.json"
+    binary.write_bytes(bytes(range(128, 256)))
+    empty.write_text("")
+    other.write_text("{}")
+    for path, says in [(tmp_path / "none.json", "cannot read the witness state"),
+                       (binary, "is not a jrule-witness/1 state file"),
+                       (empty, "is not a jrule-witness/1 state file"),
+                       (other, "is not a jrule-witness/1 state file")]:
+        assert _cli(["show", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("jrule witness: error: ") and str(path) in err and says in err
+    state = str(tmp_path / "w1.json")
+    assert _cli(["init", state, "--name", "w.example/w1"]) == 0
+    assert _cli(["init", state, "--name", "w.example/w1"]) == 2  # never overwrites a key
+    assert "already exists" in capsys.readouterr().err
