@@ -60,7 +60,7 @@ from engine.runtime.models import (
 )
 from engine.runtime.results import canonical_json
 
-__all__ = ["HELP", "StoreAudit", "add_arguments", "audit_store", "run"]
+__all__ = ["HELP", "KeyFileError", "StoreAudit", "add_arguments", "audit_store", "run"]
 
 HELP = "check the whole store against the ledger and replays"
 
@@ -479,8 +479,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows read per query (default 1000)")
 
 
-class _Usage(Exception):
-    """A command-line argument that cannot be used (exit status 2, no traceback)."""
+class KeyFileError(Exception):
+    """``--key-file`` / ``--ledger-key`` names no readable ledger signing key (exit status 2)."""
 
 
 def _open_ledger(engine: Any, key_file: str | None) -> Any | None:
@@ -498,13 +498,17 @@ def _open_ledger(engine: Any, key_file: str | None) -> Any | None:
         try:
             signer = Ed25519Signer.from_skey(Path(key_file).read_text(encoding="utf-8").strip())
         except OSError as exc:
-            raise _Usage(f"cannot read the key file {key_file}: {exc.strerror or exc}") from None
+            raise KeyFileError(f"cannot read the key file {key_file}: "
+                               f"{exc.strerror or exc}") from None
         except (UnicodeDecodeError, LedgerError, ValueError) as exc:
-            raise _Usage(f"{key_file} is not a ledger signing key "
+            raise KeyFileError(f"{key_file} is not a ledger signing key "
                          f"(PRIVATE+KEY+name+id+base64): {exc}") from None
     else:
         signer = Ed25519Signer.generate(origin)
-    return SqlLedger(engine, origin, signer)
+    try:
+        return SqlLedger(engine, origin, signer)
+    except LedgerError as exc:  # a key of another log
+        raise KeyFileError(f"{key_file}: {exc.message}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -549,7 +553,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         ledger = _open_ledger(service.db.engine, args.key_file)
         result = audit_store(service, ledger, chunk=args.chunk, progress=progress)
-    except _Usage as exc:
+    except KeyFileError as exc:
         print(f"jrule audit: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -32,10 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sqlalchemy import inspect
 
-    from engine.audit import _open_ledger
-    from engine.runtime.errors import DeployRefused
+    from engine.audit import KeyFileError, _open_ledger
+    from engine.runtime.errors import DeployRefused, EngineError
     from engine.runtime.service import EngineService
     from engine.testing.gate import make_gate
+    from ledger_adapter.errors import LedgerError
     from rules_dsl.compiler import tests_file_of
 
     path = Path(args.file)
@@ -47,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = EngineService(args.db, engine_lock=False,
                                 deploy_gate=make_gate(examples=args.examples))
+    except EngineError as exc:
+        print(f"jrule deploy: error: {exc.message}", file=sys.stderr)
+        return 2
     except Exception as exc:
         print(f"jrule deploy: cannot open {args.db}: {exc}", file=sys.stderr)
         return 2
@@ -63,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
     except DeployRefused as exc:
         print(f"jrule deploy: refused: {exc}", file=sys.stderr)
         return 1
+    except KeyFileError as exc:
+        print(f"jrule deploy: error: {exc}", file=sys.stderr)
+        return 2
+    except LedgerError as exc:  # e.g. a key the log does not (or no longer) accept
+        print(f"jrule deploy: error: the ledger refused the deployment: {exc.message}",
+              file=sys.stderr)
+        return 2
     finally:
         service.close()
     for v in latest:

@@ -156,3 +156,33 @@ def test_audit_bad_key_files(tmp_path: Path, capsys: pytest.CaptureFixture[str])
                       (garbage, "is not a ledger signing key")]:
         code, _, err = _run(["audit", "--db", url, "--key-file", str(key)], capsys)
         assert code == 2 and says in err and "Traceback" not in err, err
+
+
+def test_deploy_ledger_key_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing, foreign or unregistered --ledger-key is one line, and nothing is deployed."""
+    from engine.runtime.service import EngineService
+    from ledger_adapter.note import Ed25519Signer, generate_skey
+    from ledger_adapter.sql import SqlLedger
+
+    origin = "deploy.example/log"
+    url = f"sqlite:///{tmp_path / 'ledgered.sqlite3'}"
+    db = open_database(url)
+    SqlLedger(db.engine, origin, Ed25519Signer.generate(origin)).initialize()
+    db.close()
+    foreign, unregistered = tmp_path / "foreign.key", tmp_path / "unregistered.key"
+    foreign.write_text(generate_skey("elsewhere.example/log") + "\n")
+    unregistered.write_text(generate_skey(origin) + "\n")  # the right name, not the log's key
+    deploy = ["deploy", EXAMPLE, "--db", url, "--by", "a", "--reviewer", "b", "--examples", "1"]
+    for key, says in [(None, "this store has a ledger; give --ledger-key"),
+                      (tmp_path / "none.key", "cannot read the key file"),
+                      (foreign, "is named 'elsewhere.example/log'"),
+                      (unregistered, "the ledger refused the deployment: the log is now signed "
+                                     "by key")]:
+        argv = deploy if key is None else [*deploy, "--ledger-key", str(key)]
+        code, _, err = _run(argv, capsys)
+        assert code == 2 and says in err and "Traceback" not in err, err
+    service = EngineService(url, engine_lock=False)
+    try:
+        assert service.versions() == []  # the refused deployment left nothing behind
+    finally:
+        service.close()
