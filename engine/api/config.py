@@ -123,9 +123,15 @@ def _coerce(name: str, value: Any, where: str) -> Any:
                 return tuple(value)
             raise ValueError("a list of strings")
         if name in _INTS:
-            return int(value)
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError("a whole number") from None
         if name in _FLOATS:
-            return float(value)
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError("a number") from None
         if name in _BOOLS:
             if isinstance(value, bool):
                 return value
@@ -186,6 +192,8 @@ def load_delivery(path: str) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the delivery file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the delivery file is not UTF-8 text (JSON or TOML)") from None
     try:
         data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:

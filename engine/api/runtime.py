@@ -96,6 +96,17 @@ def load_ledger_signer(config: ServeConfig) -> Any:
         raise ConfigError(f"cannot read the ledger signing key {path}: {exc}") from None
 
 
+def _witnesses(vkeys: tuple[str, ...], verifier: Any, error: type[Exception]) -> tuple[Any, ...]:
+    """The configured witnesses' verifiers, or a ConfigError naming the bad key."""
+    out = []
+    for vkey in vkeys:
+        try:
+            out.append(verifier.from_vkey(vkey))
+        except error as exc:
+            raise ConfigError(f"witnesses: {vkey!r} is not a witness key: {exc}") from None
+    return tuple(out)
+
+
 def _dispatcher(config: ServeConfig, service: EngineService, clock: Clock | None) -> Any:
     if not config.delivery:
         log.warning("no delivery targets configured (delivery / JRULE_DELIVERY): triggered "
@@ -109,7 +120,11 @@ def _dispatcher(config: ServeConfig, service: EngineService, clock: Clock | None
     if not key_path.exists():
         made, _ = write_key_pair(key_path.parent, key_path.stem)
         key_path = made
-    key = load_private_key(key_path)
+    try:
+        key = load_private_key(key_path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"webhook_key: cannot use {key_path} as the webhook signing key "
+                          f"(an Ed25519 private key in PEM): {exc}") from None
     targets = load_delivery(config.delivery)
 
     def make(target: Any) -> Any:
@@ -134,9 +149,10 @@ def open_runtime(config: ServeConfig, *, clock: Clock | None = None,
     ``service`` (with its ledger) may be given by a caller that already has one
     (``jrule run``'s sandbox); otherwise it is opened from ``config``.
     """
-    from contracts_lib.calendar import load_calendar
+    from contracts_lib.calendar import CalendarError, load_calendar
     from engine.runtime.db import open_database
     from ledger_adapter.cosign import CosignatureVerifier
+    from ledger_adapter.errors import LedgerError
     from ledger_adapter.sql import SqlLedger
 
     if service is None and clock is None and config.virtual_clock:
@@ -157,7 +173,10 @@ def open_runtime(config: ServeConfig, *, clock: Clock | None = None,
         if not config.production:
             Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         signer = load_ledger_signer(config)
-        calendars = [load_calendar(c) for c in config.calendars] or [load_calendar("cn")]
+        try:
+            calendars = [load_calendar(c) for c in config.calendars] or [load_calendar("cn")]
+        except CalendarError as exc:
+            raise ConfigError(f"calendars: {exc}") from None
         db = open_database(config.url)
         try:
             ledger = SqlLedger(db.engine, config.ledger_origin, signer)
@@ -191,7 +210,7 @@ def open_runtime(config: ServeConfig, *, clock: Clock | None = None,
             config=config, service=service, writer=writer,
             authenticator=Authenticator(service.db, config.auth_cache_seconds),
             admin=Administration(service.db, service.ledger), metrics=metrics,
-            witnesses=tuple(CosignatureVerifier.from_vkey(v) for v in config.witnesses))
+            witnesses=_witnesses(config.witnesses, CosignatureVerifier, LedgerError))
         holder.append(runtime)
         if scheduler:
             from engine.runtime.scheduler import EngineScheduler

@@ -36,7 +36,8 @@ def test_config_layers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "env", "message"), [
-    ("port = 'x'", {}, "`port` must be"),
+    ("port = 'x'", {}, "`port` must be a whole number: got 'x'"),
+    ("", {"JRULE_SWEEP_SECONDS": "often"}, "`sweep_seconds` must be a number: got 'often'"),
     ("colour = 1", {}, "unknown setting(s) colour"),
     ("port = [", {}, "not valid TOML"),
     ("", {"JRULE_ACCESS_LOG": "perhaps"}, "JRULE_ACCESS_LOG: `access_log` must be true or false"),

@@ -186,3 +186,22 @@ def test_deploy_ledger_key_mistakes(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert service.versions() == []  # the refused deployment left nothing behind
     finally:
         service.close()
+
+
+@pytest.mark.parametrize(("settings", "says"), [
+    ('calendars = ["nowhere.json"]', "calendars: calendar file nowhere.json not found"),
+    ('witnesses = ["garbage"]', "witnesses: 'garbage' is not a witness key"),
+    ('delivery = "binary.bin"', "binary.bin: the delivery file is not UTF-8 text"),
+    ('delivery = "targets.toml"\nwebhook_key = "binary.bin"',
+     "webhook_key: cannot use binary.bin as the webhook signing key"),
+    ('port = "eighty"', "serve.toml: `port` must be a whole number: got 'eighty'"),
+])
+def test_serve_configuration_mistakes_are_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        settings: str, says: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("binary.bin").write_bytes(bytes(range(128, 256)))
+    Path("targets.toml").write_text('[default]\nurl = "http://127.0.0.1:9"\n')
+    Path("serve.toml").write_text(settings + "\n")
+    code, _, err = _run(["serve", "--config", "serve.toml", "--data", "data"], capsys)
+    assert code == 2 and f"jrule serve: error: {says}" in err and "Traceback" not in err, err
