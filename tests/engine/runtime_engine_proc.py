@@ -1,8 +1,10 @@
 """A real engine process for the reliability tests (run as a script, not collected).
 
-``serve URL START SPEED ORIGIN``
+``serve URL START SPEED ORIGIN [RECEIVER_URL]``
     An :class:`EngineService` plus :class:`EngineScheduler` on a running
-    virtual clock (``START + (time.time() - ORIGIN) * SPEED``).  Reads commands
+    virtual clock (``START + (time.time() - ORIGIN) * SPEED``), and with
+    ``RECEIVER_URL`` a :class:`Dispatcher` delivering the outbox there as
+    signed webhooks (key :data:`WEBHOOK_SEED`; retries on the real clock).  Reads commands
     as JSON lines on stdin (``{"op": "create"|"event", ...}``), applies what is
     waiting in one group commit, and acknowledges each command on stdout only
     after its transaction committed.  ``{"op": "stop"}`` exits cleanly; the
@@ -27,6 +29,18 @@ from engine.runtime.clock import VirtualClock
 from engine.runtime.scheduler import EngineScheduler
 from engine.runtime.service import EngineService, EventSubmission, NewInstance
 
+#: the Ed25519 seed the engine signs its webhooks with (the tests' receiver checks it)
+WEBHOOK_SEED = bytes(range(32, 64))
+
+
+def webhook_handler(receiver_url: str) -> Any:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from engine.runtime.webhook import WebhookHandler
+
+    return WebhookHandler(receiver_url, Ed25519PrivateKey.from_private_bytes(WEBHOOK_SEED),
+                          "engine-test", timeout=30)
+
 
 def _reader(lines: queue.Queue[dict[str, Any] | None]) -> None:
     for line in sys.stdin:
@@ -40,11 +54,24 @@ def _ack(command: dict[str, Any], outcome: Any) -> dict[str, Any]:
             "seq": outcome.seq, "duplicate": outcome.duplicate}
 
 
-def serve(url: str, start: str, speed: float, origin: float) -> None:
+def serve(url: str, start: str, speed: float, origin: float,
+          receiver_url: str | None = None) -> None:
     clock = VirtualClock(dt.datetime.fromisoformat(start), speed=speed, real_origin=origin)
     service = EngineService(url, clock, mode="test")
     scheduler = EngineScheduler(service, sweep_seconds=0.5)
     scheduler.start()
+    stop_delivering = threading.Event()
+    delivering: threading.Thread | None = None
+    if receiver_url:
+        from engine.runtime.dispatcher import Dispatcher
+
+        # the real clock: leases and backoff are about delivery, not legal time; a short
+        # lease, so that rows a killed engine was delivering are taken back within seconds
+        dispatcher = Dispatcher(service.db, webhook_handler(receiver_url), batch=10,
+                                mode="test", lease=dt.timedelta(seconds=3))
+        delivering = threading.Thread(target=dispatcher.run_forever,
+                                      args=(stop_delivering, 0.05), daemon=True)
+        delivering.start()
     print(json.dumps({"ready": True}), flush=True)
     lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_reader, args=(lines,), daemon=True).start()
@@ -77,6 +104,9 @@ def serve(url: str, start: str, speed: float, origin: float) -> None:
         sys.stdout.write("".join(json.dumps(a) + "\n" for a in acks))
         sys.stdout.flush()
     scheduler.shutdown()
+    stop_delivering.set()
+    if delivering is not None:
+        delivering.join(60)
     service.close()
 
 
@@ -99,6 +129,7 @@ def fire(url: str, now: str, start_at: float) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
+        serve(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]),
+              sys.argv[6] if len(sys.argv) > 6 else None)
     else:
         fire(sys.argv[2], sys.argv[3], float(sys.argv[4]))

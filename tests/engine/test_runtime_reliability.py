@@ -9,7 +9,10 @@ Crash test
     Afterwards: every acknowledged command is in the input log with the
     acknowledged result, no deadline is left unfired, each deadline firing is
     logged once and triggered its action once, and every instance's stored
-    state equals its replay.
+    state equals its replay.  The engine also delivers its outbox to a reference
+    receiving system (in the test process, so it outlives every kill) that
+    honours idempotency keys: every action takes effect there exactly once
+    (one docket record per key), however often a kill made it redeliver.
 
 Multi-process test (PostgreSQL)
     Three engine processes run due deadlines at the same instant over
@@ -32,10 +35,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from runtime_engine_proc import WEBHOOK_SEED, webhook_handler
 from runtime_support import BACKENDS, MINIMAL, PG_URL, ROOT, T0, deploy, make_url, mirror_ok
 from sqlalchemy import func, select
 
 from engine.runtime.clock import VirtualClock
+from engine.runtime.dispatcher import Dispatcher
+from engine.runtime.receiver import ReferenceReceiver
 from engine.runtime.service import EngineService, NewInstance
 from engine.runtime.unit import T_INPUTS, T_OUTBOX, T_TIMERS
 
@@ -46,9 +53,10 @@ SPEED = 86400 / 1.5  # one legal day per 1.5 real seconds
 class Engine:
     """One engine subprocess and its acknowledgements."""
 
-    def __init__(self, url: str, origin: float) -> None:
+    def __init__(self, url: str, origin: float, receiver_url: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(PROC), "serve", url, T0.isoformat(), str(SPEED), str(origin)],
+            [sys.executable, str(PROC), "serve", url, T0.isoformat(), str(SPEED), str(origin),
+             receiver_url],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             cwd=ROOT)
         self.acks: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -102,14 +110,16 @@ def _commands(rng: random.Random, n_instances: int, n_payments: int) -> list[dic
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigkill_at_random_moments_loses_nothing(backend: str, tmp_path: Path) -> None:
     urls = make_url(backend, tmp_path)
+    public = Ed25519PrivateKey.from_private_bytes(WEBHOOK_SEED).public_key()
     try:
-        _crash_test(next(urls))
+        with ReferenceReceiver(public) as receiver:
+            _crash_test(next(urls), receiver)
     finally:
         for _ in urls:
             pass
 
 
-def _crash_test(url: str) -> None:
+def _crash_test(url: str, receiver: ReferenceReceiver) -> None:
     setup = EngineService(url, VirtualClock(T0), mode="test")
     deploy(setup, MINIMAL)
     setup.close()
@@ -118,7 +128,7 @@ def _crash_test(url: str) -> None:
     origin = time.time()
     acked: dict[str, dict[str, Any]] = {}
     kills = resent = 0
-    engine = Engine(url, origin)
+    engine = Engine(url, origin, receiver.url)
     # three kills in the middle of the stream (a few ms after a burst went out, so the
     # engine is mid-transaction or mid-acknowledgement), one while only deadlines fall due.
     # A burst before a kill carries 200 commands instead of 25, so the stream may have
@@ -142,7 +152,7 @@ def _crash_test(url: str) -> None:
         engine.kill()  # SIGKILL, wherever it is
         kills += 1
         collect(waiting, until_eof=True)  # what it acknowledged before dying
-        engine = Engine(url, origin)
+        engine = Engine(url, origin, receiver.url)
         resent += len(waiting)
 
     pending = list(commands)
@@ -210,6 +220,23 @@ def _crash_test(url: str) -> None:
                 assert {a for (i, a) in actions if i == iid} == {
                     "remind", "file_enforcement_case" if int(iid[1:]) % 2 == 0
                     else "file_trial_case"}
+        # deliver what the last engine left in the outbox, then: each action once
+        drain = Dispatcher(check.db, webhook_handler(receiver.url), mode="test")
+        give_up = time.monotonic() + 120
+        while drain.status_counts() != {"delivered": sum(actions.values())}:
+            assert time.monotonic() < give_up, drain.status_counts()
+            if not drain.run_once():
+                time.sleep(0.2)
+        with check.db.read() as conn:
+            keys = set(conn.scalars(select(T_OUTBOX.c.key)))
+        records = receiver.docket.records()
+        assert Counter(r["key"] for r in records) == Counter(keys)  # took effect once each
+        numbers = [r["number"] for r in records if r["number"]]
+        assert len(numbers) == len(set(numbers))
+        arrivals = receiver.docket.deliveries()
+        assert set(arrivals) == keys
+        print(f"delivered {len(keys)} actions; {sum(arrivals.values()) - len(keys)} "
+              "redeliveries recognised by their idempotency keys")
     finally:
         check.close()
 
