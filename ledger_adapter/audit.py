@@ -19,7 +19,12 @@ the table, the row and the column):
 - the keys: IDs match public keys and the origin; validity ranges start at 0
   and follow each other without gap; only the last is open; every rotation
   boundary is a logged ``key_rotation`` entry naming the old and new key;
-- the head: its size, root and key agree with all of the above.
+- the head: its size, root and key agree with all of the above, and the
+  checkpoint of its size is stored (the newest one the log issued).
+
+A deleted checkpoint *below* the head's size leaves no trace in the store
+(checkpoints are issued per batch and nothing counts them); receipts and
+witnesses' cosigned copies of it stay verifiable evidence.
 
 Memory does not grow with the log: entries are read ``chunk_size`` at a
 time, tiles a few at a time per level, and the tree is carried as one
@@ -489,6 +494,13 @@ def run_audit(store: Store, origin: str, progress: Progress | None = None,
         a.checkpoint(cp, None)
         checkpoints += 1
         cp = next_checkpoint()
+    if cp_after < size:
+        # every append issues the checkpoint of its new size: without the head's, the log
+        # serves an older checkpoint than the one it signed last (a rollback of its view)
+        newest = f"the newest is of size {cp_after}" if cp_after >= 0 else "none is stored"
+        f.add("head.checkpoint", f"ledger_checkpoints[size={size}]",
+              f"the head is at size {size} but no checkpoint of that size is stored "
+              f"({newest}): the log would serve an older checkpoint than it issued")
     if not broken:
         tree.finish()
         if tree.root(size) != head.root and not a.diverged:

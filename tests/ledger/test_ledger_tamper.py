@@ -95,6 +95,12 @@ class Tamper:
         self.b.execute(f"UPDATE ledger_checkpoints SET {sets} WHERE size = :s", s=size,
                        **values)
 
+    def delete_checkpoint(self, size: int) -> None:
+        if self.mem is not None:
+            del self.mem.checkpoints[size]
+            return
+        self.b.execute("DELETE FROM ledger_checkpoints WHERE size = :s", s=size)
+
     def get_checkpoint_note(self, size: int) -> bytes:
         return self.ledger.checkpoint_at(size).note
 
@@ -220,6 +226,8 @@ CASES: list[tuple[str, Callable[[Tamper], None], str, str]] = [
      "checkpoint.unsigned", "ledger_checkpoints[size=300].note"),
     ("checkpoint cosignatures", lambda t: t.checkpoint(300, cosignatures=b"garbage\n"),
      "checkpoint.cosignature_malformed", "ledger_checkpoints[size=300].cosignatures"),
+    ("deleted head checkpoint", lambda t: t.delete_checkpoint(700), "head.checkpoint",
+     "ledger_checkpoints[size=700]"),
     ("head root", lambda t: t.head(root=b"\x02" * 32), "head.root", "ledger_head.root"),
     ("head size", lambda t: t.head(size=650), "head.size", "ledger_head.size"),
     ("key range", lambda t: t.key(f"{seeded_signer().key_id:08x}", valid_from=5),
