@@ -79,11 +79,26 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         err.write("jrule run: error: no examples folder with .jrule files; run it from the "
                   "repository or pass --examples DIR\n")
         return 2
+    if args.days < 0:
+        err.write(f"jrule run: error: --days must not be negative, not {args.days}\n")
+        return 2
+    port = getattr(args, "port", 8640)
+    if not 1 <= port <= 65535:
+        err.write(f"jrule run: error: --port must be from 1 to 65535, not {port}\n")
+        return 2
+    if (getattr(args, "serve_seconds", None) or 0) < 0:
+        err.write("jrule run: error: --serve-seconds must not be negative\n")
+        return 2
     data = Path(args.data)
     sandbox = data / "sandbox"
-    if sandbox.exists():
-        shutil.rmtree(sandbox)  # the demo always starts from nothing
-    sandbox.mkdir(parents=True)
+    try:
+        if sandbox.exists():
+            shutil.rmtree(sandbox)  # the demo always starts from nothing
+        sandbox.mkdir(parents=True)
+    except OSError as exc:
+        err.write(f"jrule run: error: cannot make the sandbox directory {sandbox}: "
+                  f"{exc.strerror or exc}\n")
+        return 2
     db_path = sandbox / "jrule.sqlite3"
     clock = VirtualClock(START)
     url = f"sqlite:///{db_path}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 from pathlib import Path
 
@@ -39,3 +40,19 @@ def test_demo_without_examples_says_so(tmp_path: Path) -> None:
                               lang="en")
     assert run(args, io.StringIO(), err) == 2
     assert "no examples folder" in err.getvalue()
+
+
+def test_demo_arguments_and_data_directory_mistakes(tmp_path: Path) -> None:
+    from rules_dsl.cli import main
+
+    afile = tmp_path / "a-file"
+    afile.write_text("not a directory")
+    base = ["run", "--examples", str(ROOT / "examples"), "--no-serve"]
+    for extra, says in [(["--days", "-1"], "--days must not be negative"),
+                        (["--port", "99999"], "--port must be from 1 to 65535"),
+                        (["--serve-seconds", "-2"], "--serve-seconds must not be negative"),
+                        (["--data", str(afile)], f"cannot make the sandbox directory {afile}/")]:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main([*base, "--data", str(tmp_path / "d"), *extra]) == 2, extra
+        assert f"jrule run: error: {says}" in err.getvalue(), err.getvalue()
