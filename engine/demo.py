@@ -55,6 +55,19 @@ def _find_examples(arg: str | None) -> Path | None:
     return None
 
 
+def _refuse_if_in_use(db_path: Path) -> None:
+    """Raise EngineLocked if an engine holds the sandbox's store: never delete it under one."""
+    import fcntl
+    import os
+
+    from engine.runtime.db import _lock_sqlite_file
+
+    if db_path.exists():
+        fd = _lock_sqlite_file(db_path)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def _say(out: TextIO, text: str) -> None:
     out.write(text + "\n")
     out.flush()
@@ -68,6 +81,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     from engine.runtime.clock import VirtualClock
     from engine.runtime.db import open_database
     from engine.runtime.dispatcher import Dispatcher
+    from engine.runtime.errors import EngineLocked
     from engine.runtime.receiver.server import ReferenceReceiver
     from engine.runtime.service import EngineService
     from engine.runtime.webhook import WebhookHandler
@@ -93,8 +107,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     sandbox = data / "sandbox"
     try:
         if sandbox.exists():
+            _refuse_if_in_use(sandbox / "jrule.sqlite3")
             shutil.rmtree(sandbox)  # the demo always starts from nothing
         sandbox.mkdir(parents=True)
+    except EngineLocked as exc:
+        err.write(f"jrule run: error: {exc.message} (another `jrule run` is serving this "
+                  "sandbox: stop it, or give another --data)\n")
+        return 2
     except OSError as exc:
         err.write(f"jrule run: error: cannot make the sandbox directory {sandbox}: "
                   f"{exc.strerror or exc}\n")

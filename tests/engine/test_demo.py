@@ -56,3 +56,22 @@ def test_demo_arguments_and_data_directory_mistakes(tmp_path: Path) -> None:
         with contextlib.redirect_stderr(err):
             assert main([*base, "--data", str(tmp_path / "d"), *extra]) == 2, extra
         assert f"jrule run: error: {says}" in err.getvalue(), err.getvalue()
+
+
+def test_a_sandbox_in_use_is_not_deleted(tmp_path: Path) -> None:
+    """A second `jrule run` on the same --data must not delete the store a first one serves."""
+    from engine.runtime.db import open_database
+
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    db = open_database(f"sqlite:///{sandbox / 'jrule.sqlite3'}")  # holds the engine lock
+    try:
+        err = io.StringIO()
+        args = argparse.Namespace(data=str(tmp_path), examples=str(ROOT / "examples"), days=1,
+                                  lang="en")
+        assert run(args, io.StringIO(), err) == 2
+        assert "another jrule engine" in err.getvalue() and "another --data" in err.getvalue()
+        assert (sandbox / "jrule.sqlite3").exists()
+    finally:
+        db.close()
+    assert run(args, io.StringIO(), io.StringIO()) == 0  # once it is free, it starts afresh
