@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("ledger-key", help="make a ledger signing key file (production)")
     p.add_argument("file")
     p.add_argument("--origin", default=None, help="the log's origin (ledger_origin)")
+    p = sub.add_parser("rotate-ledger-key",
+                       help="sign the log with a new key from now on (a key_rotation entry; "
+                            "the boundary checkpoint is signed by both keys)")
+    p.add_argument("new_key_file", metavar="NEW_KEY_FILE",
+                   help="made with `jrule admin ledger-key NEW_KEY_FILE --origin ORIGIN`")
 
 
 def _public_key(text: str) -> str:
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
     err = err or sys.stderr
     from engine.api.config import load_config
     from engine.runtime.errors import EngineError
+    from ledger_adapter.errors import LedgerError
 
     command = getattr(args, "admin_command", None)
     if command is None:
@@ -106,11 +112,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
                 out.write(f"{len(findings)} disagreement(s)\n" if findings
                           else "every kept signature agrees with its key, event and ledger\n")
                 return 1 if findings else 0
+            if command == "rotate-ledger-key":
+                return _rotate_ledger_key(args, admin, out, err)
             return _dispatch(command, args, admin, out)
         finally:
             db.close()
     except EngineError as exc:
         err.write(f"jrule admin: error: {exc.message}\n")
+        return 1
+    except LedgerError as exc:  # e.g. ledger_key is not (or no longer) the log's key
+        err.write(f"jrule admin: error: the ledger refused: {exc.message}\n")
         return 1
 
 
@@ -130,6 +141,37 @@ def _ledger_key(args: argparse.Namespace, config: Any, out: TextIO, err: TextIO)
         f.write(skey + "\n")
     out.write(f"ledger signing key written to {args.file}\npublic key (publish it): "
               f"{Ed25519Signer.from_skey(skey).vkey}\n")
+    return 0
+
+
+def _rotate_ledger_key(args: argparse.Namespace, admin: Any, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path
+
+    from ledger_adapter.errors import LedgerError
+    from ledger_adapter.keys import format_key_list
+    from ledger_adapter.note import Ed25519Signer
+
+    try:
+        new = Ed25519Signer.from_skey(
+            Path(args.new_key_file).read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        err.write(f"jrule admin: error: cannot read {args.new_key_file}: "
+                  f"{exc.strerror or exc}\n")
+        return 1
+    except (UnicodeDecodeError, LedgerError, ValueError) as exc:
+        err.write(f"jrule admin: error: {args.new_key_file} is not a ledger signing key: "
+                  f"{exc}\n")
+        return 1
+    try:
+        entry = admin.ledger.rotate_key(new)
+    except LedgerError as exc:
+        err.write(f"jrule admin: error: the ledger refused the rotation: {exc.message}\n")
+        return 1
+    out.write(f"the log is signed by {new.vkey} from tree size {entry.index + 1} "
+              f"(key_rotation at entry {entry.index}).\nNow set ledger_key (JRULE_LEDGER_KEY) "
+              f"to {args.new_key_file} on every server and restart them one by one; keep the "
+              "old key file offline.\nThe key list to publish:\n"
+              f"{format_key_list(admin.ledger.log_keys())}")
     return 0
 
 

@@ -183,6 +183,9 @@ def open_runtime(config: ServeConfig, *, clock: Clock | None = None,
             mode = "sandbox" if config.sandbox else "production"
             service = EngineService(config.url, clock, calendars[0], mode=mode,
                                     calendars=calendars[1:], db=db, ledger=ledger)
+        except LedgerError as exc:  # a key of another log, or one rotated out
+            db.close()
+            raise ConfigError(f"ledger_key {config.ledger_key_path}: {exc.message}") from None
         except BaseException:
             db.close()
             raise

@@ -236,6 +236,49 @@ def test_admin_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*data, "ledger-key", str(tmp_path / "prod.skey")]) == 1
 
 
+def test_rotate_the_ledger_key_from_the_command_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger_adapter.keys import parse_key_list
+    from ledger_adapter.note import parse_note
+    from ledger_adapter.verify import verify_receipt
+    from rules_dsl.cli import main
+
+    monkeypatch.delenv("JRULE_LEDGER_KEY", raising=False)
+    data = ["admin", "--data", str(tmp_path), "--by", "ops"]
+    assert main([*data, "court", "c1", "第一法院"]) == 0  # entry 0, signed by the first key
+    new = tmp_path / "2026.skey"
+    assert main([*data, "ledger-key", str(new)]) == 0
+    capsys.readouterr()
+    assert main([*data, "rotate-ledger-key", str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "key_rotation at entry 1" in out
+    keys = parse_key_list(out[out.index("# jrule log keys"):])
+    assert [(k.valid_from, k.valid_to) for k in keys] == [(0, 2), (2, None)]
+    # the old key no longer signs: admin and serve say so in one line
+    assert main([*data, "court", "c2", "第二法院"]) == 1
+    assert "the ledger refused: the log is now signed by key" in capsys.readouterr().err
+    assert main(["serve", "--data", str(tmp_path), "--port", "1"]) == 2
+    assert "jrule serve: error: ledger_key " in capsys.readouterr().err
+    # with the new key configured, writes go on; the boundary is signed by both keys
+    monkeypatch.setenv("JRULE_LEDGER_KEY", str(new))
+    assert main([*data, "court", "c2", "第二法院"]) == 0
+    from engine.api.admin_cli import _open
+    from engine.api.config import load_config
+
+    admin, db = _open(load_config(data_dir=str(tmp_path)))
+    try:
+        boundary = admin.ledger.checkpoint_at(2)
+        assert len(parse_note(boundary.note).signatures) == 2
+        assert verify_receipt(admin.ledger.receipt(0), keys).ok  # signed under the retired key
+    finally:
+        db.close()
+    assert main(["audit", "--db", f"sqlite:///{tmp_path / 'jrule.sqlite3'}"]) == 0
+    capsys.readouterr()
+    assert main([*data, "rotate-ledger-key", str(new)]) == 1  # never back to a used key
+    assert "already used by this log" in capsys.readouterr().err
+
+
 def test_one_bad_event_does_not_fail_its_group(tmp_path: Path) -> None:
     svc = _service(tmp_path, "s.sqlite3")
     real = svc.submit_events
