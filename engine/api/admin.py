@@ -85,6 +85,8 @@ class Administration:
         if kind not in KINDS:
             raise AdminError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         _check_roles(roles)
+        if court is not None:
+            self._require_court(court)
         now = self._now()
         stmts: list[Any] = [insert(T_PRINCIPALS).values(
             name=name, kind=kind, court=court, party_id=party_id, active=True, created_at=now)]
@@ -96,6 +98,7 @@ class Administration:
 
     def grant(self, name: str, role: str, by: str) -> dict[str, Any]:
         _check_roles([role])
+        self._require_principal(name)
         return self._write("grant_role", name, {"role": role}, by, [
             insert(T_ROLES).values(principal=name, role=role, granted_at=self._now(),
                                    granted_by=by)])
@@ -177,6 +180,12 @@ class Administration:
     def has_principals(self) -> bool:
         with self.db.read() as conn:
             return conn.scalar(select(T_PRINCIPALS.c.name).limit(1)) is not None
+
+    def _require_court(self, code: str) -> None:
+        with self.db.read() as conn:
+            if conn.scalar(select(T_COURTS.c.code).where(T_COURTS.c.code == code)) is None:
+                raise NotFound(f"no court {code!r} (create it first: jrule admin court "
+                               f"{code} NAME)")
 
     def _require_principal(self, name: str) -> None:
         with self.db.read() as conn:

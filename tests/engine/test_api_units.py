@@ -227,6 +227,11 @@ def test_admin_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*data, "grant", "ann", "judge"]) == 0
     assert main([*data, "user", "bob", "--role", "emperor"]) == 1
     assert "unknown role(s) emperor" in capsys.readouterr().err
+    assert main([*data, "user", "bob", "--role", "clerk", "--court", "c9"]) == 1
+    assert "no court 'c9' (create it first: jrule admin court c9 NAME)" in \
+        capsys.readouterr().err
+    assert main([*data, "grant", "nobody", "judge"]) == 1
+    assert "no principal 'nobody'" in capsys.readouterr().err
     capsys.readouterr()
     assert main([*data, "list"]) == 0
     listing = capsys.readouterr().out
