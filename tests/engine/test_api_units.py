@@ -401,3 +401,42 @@ def test_fast_event_model_accepts_what_the_route_model_accepts(body: dict[str, A
         except ValidationError as exc:
             results.append([(e["loc"], e["type"]) for e in exc.errors()])
     assert results[0] == results[1]
+
+
+def test_writer_is_woken_per_group_not_per_event(tmp_path: Path) -> None:
+    """Rounds of 8 concurrent requests form groups of 8, and the writer thread is woken
+    for a group's first and last event only (each wake-up costs a lock hand-over)."""
+    import asyncio
+
+    svc = _service(tmp_path, "w.sqlite3")
+    writer = GroupWriter(svc, linger=0.5)
+    import queue
+
+    wakes: list[object] = []
+
+    class Counting(queue.SimpleQueue):  # type: ignore[type-arg]
+        def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+            wakes.append(item)
+            super().put(item, block, timeout)
+
+    writer._queue = Counting()
+
+    async def run() -> list[tuple[object, object]]:
+        results = []
+        for r in range(6):
+            subs = [EventSubmission(f"c{n % 3}", "付款", "被申请人", {"数额": "1.00"},
+                                    f"w{r}-{n}") for n in range(8)]
+            results += await asyncio.wait_for(
+                asyncio.gather(*(writer.apply(s) for s in subs)), 30)
+        return results
+
+    try:
+        writer.start()
+        results = asyncio.run(run())
+        assert all(outcome.accepted for outcome, _ in results)  # type: ignore[attr-defined]
+        assert writer.events == 48 and writer.groups <= 7  # the first group may be short
+        assert len(wakes) <= 2 * writer.groups
+        writer.close()
+        assert sum(svc.state(f"c{i}")["seq"] for i in range(3)) == 3 + 48
+    finally:
+        svc.close()
