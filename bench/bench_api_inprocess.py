@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def main() -> int:
     args = p.parse_args()
 
     import uvloop
-    from bench_api import _prepare  # type: ignore[import-not-found]
+    from bench_api import _prepare
 
     from engine.api.app import create_app
     from engine.api.config import load_config
@@ -103,7 +104,7 @@ def main() -> int:
 
         status = 0
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
