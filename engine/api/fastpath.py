@@ -80,26 +80,24 @@ class EventFastPath:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500  # what is counted if this fails (as the framework would count it)
-        started = [False]
+        started = [0]  # the status of the answer once it is being sent
         passed: _Replay | None = None
         try:
             answer = await self._serve(scope, match.group(1), receive, send, started)
             if isinstance(answer, _Replay):
                 passed = answer
-            else:
-                status = answer
         except Exception as exc:
             await self._failed(scope, receive, send, exc, started)
             raise
         finally:
             if passed is None and self.access is not None:
-                self.access.done(scope, status, time.perf_counter() - start)
+                # counted as AccessLog counts: the status sent, or 500 if none was
+                self.access.done(scope, started[0] or 500, time.perf_counter() - start)
         if passed is not None:
             await self.app(scope, passed, send)
 
     async def _serve(self, scope: Scope, instance_id: str, receive: Receive, send: Send,
-                     started: list[bool]) -> int | _Replay:
+                     started: list[int]) -> int | _Replay:
         """Answer the request (its status) or say what to pass on to the framework."""
         body, more = await _read_body(receive)
         if more:
@@ -135,7 +133,7 @@ class EventFastPath:
         return 200
 
     async def _failed(self, scope: Scope, receive: Receive, send: Send, exc: Exception,
-                      started: list[bool]) -> None:
+                      started: list[int]) -> None:
         """Answer an unexpected failure as the framework's server-error layer does."""
         handler = self.handlers.get(Exception) or self.handlers.get(500)
         if handler is None or started[0]:
@@ -219,9 +217,9 @@ class _Replay:
         return await self._receive()
 
 
-async def _json(send: Send, status: int, content: Any, started: list[bool]) -> None:
+async def _json(send: Send, status: int, content: Any, started: list[int]) -> None:
     body = orjson.dumps(content)
-    started[0] = True
+    started[0] = status
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
