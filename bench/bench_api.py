@@ -139,10 +139,31 @@ def _load(port: int, key: str, clients: int, per_client: int, instances: int,
                "error_count": len(errors)})
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux ``/proc``)."""
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time of a process so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def _main_thread_seconds(pid: int) -> float:
+    """User + system CPU time of the process's main thread (the event loop) so far."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _switches(pid: int) -> int:
+    """Context switches (voluntary + involuntary) of all the process's threads so far."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:  # the thread ended
+            continue
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
 
 
 def _count_events(url: str) -> int:
@@ -197,10 +218,13 @@ def bench(label: str, url: str, data: Path, args: argparse.Namespace) -> dict[st
                                     "--output", args.py_spy], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
             time.sleep(1)
-        cpu0 = _cpu_seconds(server.pid)
+        (user0, sys0), switches0 = _cpu_seconds(server.pid), _switches(server.pid)
+        loop0 = _main_thread_seconds(server.pid)
         result = _run_load(port, key, args.clients, args.events // args.clients,
                            args.instances)
-        cpu = _cpu_seconds(server.pid) - cpu0
+        (user1, sys1), switches1 = _cpu_seconds(server.pid), _switches(server.pid)
+        user, system = user1 - user0, sys1 - sys0
+        loop = _main_thread_seconds(server.pid) - loop0
         if spy is not None:
             spy.send_signal(2)
             spy.wait(60)
@@ -218,7 +242,9 @@ def bench(label: str, url: str, data: Path, args: argparse.Namespace) -> dict[st
         "eps": total / result["wall"],
         "p50": statistics.median(lat) * 1000, "p99": lat[int(len(lat) * 0.99) - 1] * 1000,
         "max": lat[-1] * 1000, "load": os.getloadavg()[0], "sample_errors": result["errors"],
-        "cpu_ms": cpu * 1000 / total,
+        "cpu_ms": (user + system) * 1000 / total, "sys_ms": system * 1000 / total,
+        "loop_ms": loop * 1000 / total,
+        "switches": (switches1 - switches0) / total,
     }
 
 
@@ -273,12 +299,14 @@ def main() -> int:
           f"target >= {TARGET_EPS} events/s, p99 < {TARGET_P99_MS:.0f} ms on SQLite; "
           f"server cpu = {args.cpu!r}")
     print(f"{'backend':<11} {'events':>7} {'applied':>8} {'errors':>6} {'events/s':>9} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'load1':>6} {'srv CPU ms/ev':>13}")
+          f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'load1':>6} {'srv CPU ms/ev':>13} "
+          f"{'(sys)':>6} {'(loop)':>6} {'cs/ev':>5}")
     ok = True
     for r in rows:
         print(f"{r['backend']:<11} {r['events']:>7} {r['applied']:>8} {r['errors']:>6} "
               f"{r['eps']:>9.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} {r['max']:>7.1f} "
-              f"{r['load']:>6.2f} {r['cpu_ms']:>13.2f}")
+              f"{r['load']:>6.2f} {r['cpu_ms']:>13.3f} {r['sys_ms']:>6.3f} "
+              f"{r['loop_ms']:>6.3f} {r['switches']:>5.1f}")
         if r["sample_errors"]:
             print("  errors:", r["sample_errors"])
         if r["applied"] != r["events"]:

@@ -37,7 +37,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from engine.api.errors import ApiError
 from engine.api.policy import COURT_STAFF, POLICY, PUBLIC, allowed
@@ -179,10 +179,8 @@ class Authenticator:
             meta = self._instances.get(instance_id)
         if meta is not None:
             return meta
-        i = T_INSTANCES.c
         with self.db.read() as conn:
-            row = conn.execute(select(i.court, i.contract_name, i.parties)
-                               .where(i.id == instance_id)).first()
+            row = conn.execute(_INSTANCE_META, {"id": instance_id}).first()
         if row is None:
             return None
         parties = json.loads(row.parties) if row.parties else {}
@@ -194,6 +192,10 @@ class Authenticator:
                 self._instances.popitem(last=False)
         return meta
 
+
+#: built once: building the statement cost half of a lookup
+_INSTANCE_META = select(T_INSTANCES.c.court, T_INSTANCES.c.contract_name,
+                        T_INSTANCES.c.parties).where(T_INSTANCES.c.id == bindparam("id"))
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `jrule_<key id>_<secret>`")
 

@@ -21,6 +21,7 @@ reports the same, whole-system figures):
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -106,6 +107,7 @@ class Metrics:
         self._applied = self.events.labels("applied")
         self._duplicate = self.events.labels("duplicate")
         self._refused = self.events.labels("refused")
+        self._by_answer: dict[tuple[str, int], Any] = {}  # (method, status) -> its counter
 
     def events_applied(self, outcomes: list[Outcome]) -> None:
         for o in outcomes:
@@ -113,7 +115,11 @@ class Metrics:
              else self._refused).inc()
 
     def request(self, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, str(status)).inc()
+        counter = self._by_answer.get((method, status))
+        if counter is None:  # labels() validates and looks up under a lock: once per pair
+            counter = self._by_answer[(method, status)] = self.requests.labels(method,
+                                                                               str(status))
+        counter.inc()
         self.latency.observe(seconds)
 
     def exposition(self) -> bytes:

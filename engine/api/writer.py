@@ -12,6 +12,10 @@ committed, the writer lingers up to ``linger`` (2 ms) for n again before it
 starts the next: the senders just answered are sending their next events, and
 a group of one event costs a whole transaction.
 
+Events wait in an inbox, not in the queue: a sender wakes the writer thread
+only for the first event of a group (to start its linger) and for the one
+that completes it (as many as the last group had), not for every event, as
+each wake-up is a hand-over of the interpreter lock and two context switches.
 Requests waiting in one event loop (:meth:`apply`) are woken together: one
 ``call_soon_threadsafe`` per group settles all their futures, instead of one
 wake-up of the loop per event.
@@ -23,6 +27,7 @@ joins the thread, so a graceful shutdown loses no accepted event.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import queue
 import threading
@@ -59,7 +64,10 @@ class GroupWriter:
         self.max_batch = max_batch
         self.linger = linger
         self._expect = 1
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._inbox: collections.deque[_Item] = collections.deque()
+        self._inbox_lock = threading.Lock()
+        #: wake-ups of the writer thread: True (see the inbox), None (stop)
+        self._queue: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
         self._closed = False
         self._on_applied = on_applied
         self._thread = threading.Thread(target=self._run, name="jrule-writer", daemon=True)
@@ -84,7 +92,7 @@ class GroupWriter:
         if self._closed:
             raise WriterClosed("the service is shutting down")
         future: Future[Applied] = Future()
-        self._queue.put((submission, future))
+        self._post((submission, future))
         return future
 
     async def apply(self, submission: EventSubmission) -> Applied:
@@ -92,8 +100,27 @@ class GroupWriter:
         if self._closed:
             raise WriterClosed("the service is shutting down")
         future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
-        self._queue.put((submission, future))
+        self._post((submission, future))
         return await future
+
+    def _post(self, item: _Item) -> None:
+        """Put an event in the inbox; wake the writer for a group's first and last one."""
+        with self._inbox_lock:
+            self._inbox.append(item)
+            waiting = len(self._inbox)
+        if waiting == 1 or waiting == self._expect:
+            self._queue.put(True)
+
+    def _take(self) -> list[_Item]:
+        """Everything in the inbox (up to ``max_batch``)."""
+        with self._inbox_lock:
+            inbox = self._inbox
+            if len(inbox) <= self.max_batch:
+                group = list(inbox)
+                inbox.clear()
+            else:
+                group = [inbox.popleft() for _ in range(self.max_batch)]
+        return group
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Take no more events, apply those queued, stop the thread."""
@@ -105,42 +132,32 @@ class GroupWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            group = [first]
-            until = time.monotonic() + self.linger
-            while len(group) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    # linger a moment while fewer arrived than the last group had: the
-                    # senders answered by that commit are sending their next events
-                    # (a blocking get wakes as soon as one arrives; no polling)
-                    left = until - time.monotonic()
-                    if len(group) >= self._expect or left <= 0:
-                        break
-                    try:
-                        item = self._queue.get(timeout=left)
-                    except queue.Empty:
-                        break
-                if item is None:
-                    stopping = True
+            if not self._inbox:
+                if self._queue.get() is None:
                     break
-                group.append(item)
-            self._expect = len(group)
-            self._apply(group)
-        # anything queued after the stop marker (a race with close) is still applied
-        rest: list[_Item] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                rest.append(item)
-        if rest:
-            self._apply(rest)
+                if not self._inbox:  # a wake-up for events an earlier group took
+                    continue
+            # linger a moment while fewer arrived than the last group had: the senders
+            # answered by that commit are sending their next events (the sender of the
+            # last expected one wakes this thread; no polling)
+            until = time.monotonic() + self.linger
+            while len(self._inbox) < min(self._expect, self.max_batch):
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    if self._queue.get(timeout=left) is None:
+                        stopping = True
+                        break
+                except queue.Empty:
+                    break
+            group = self._take()
+            if group:
+                self._expect = len(group)
+                self._apply(group)
+        # anything posted after the stop (a race with close) is still applied
+        while self._inbox:
+            self._apply(self._take())
 
     def _apply(self, group: list[_Item]) -> None:
         self._indexes.clear()
@@ -164,12 +181,15 @@ class GroupWriter:
             if outcome.accepted and not outcome.duplicate and outcome.seq is not None:
                 index = self._indexes.get((outcome.instance_id, outcome.seq))
             settled.append((future, (outcome, index)))
-        _settle(settled)
+        # before the waiters are woken: their loop then finds the interpreter lock free
+        # (this thread goes straight back to its queue), and the counts are current
+        # by the time a client reads its answer
         if self._on_applied is not None:
             try:
                 self._on_applied(outcomes)
             except Exception:
                 log.exception("on_applied failed")
+        _settle(settled)
 
 
 def _settle(settled: list[tuple[_Waiter, Applied | None]]) -> None:

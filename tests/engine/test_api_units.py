@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -341,3 +342,150 @@ def test_unknown_deploy_refusals_are_4xx(tmp_path: Path) -> None:
                             "message": "property tests failed: 3 counterexamples"}
     finally:
         runtime.service.close()
+
+
+def test_fast_path_answers_and_fails_like_the_framework(tmp_path: Path) -> None:
+    """The event fast path (in front of FastAPI) answers as the route does, counts each
+    request once in the metrics, and fails like the framework: 500 ``internal_error``."""
+    from fastapi.testclient import TestClient
+
+    from engine.api.app import create_app
+    from engine.api.runtime import open_runtime
+    from engine.runtime.service import NewInstance
+
+    config = load_config(env={}, data_dir=str(tmp_path), deploy_gate=False,
+                         virtual_clock="2025-09-01T02:00:00Z")
+    runtime = open_runtime(config, scheduler=False)
+    try:
+        runtime.admin.create_court("c1", "court", "t")
+        runtime.admin.add_principal("clerk", "user", "c1", ["clerk"], "t")
+        key, _ = runtime.admin.issue_key("clerk", "t")
+        deploy(runtime.service, MINIMAL)
+        terms = minimal_terms("2025-12-31")
+        runtime.service.create_instances([NewInstance("调解协议", f"c{n}", terms, None, "c1")
+                                          for n in range(2)])
+        fast = {"Authorization": f"Bearer {key}"}
+        framework = {"X-API-Key": key}  # a header the fast path leaves to the framework
+        event = {"event": "付款", "role": "被申请人", "payload": {"数额": "1.00"}}
+        app = create_app(runtime)
+        calls: list[int] = []
+        original = runtime.service.submit_events
+
+        def counting(batch: list[EventSubmission]) -> list[Any]:
+            calls.append(len(batch))
+            return original(batch)
+
+        runtime.service.submit_events = counting  # type: ignore[method-assign]
+        with TestClient(app, raise_server_exceptions=False) as client:
+            answers = [client.post(f"/instances/c{n}/events", headers=h,
+                                   json={**event, "idempotency_key": f"k{n}"})
+                       for n, h in enumerate((fast, framework))]
+            assert [a.status_code for a in answers] == [200, 200] and len(calls) == 2
+            a, b = (dict(r.json(), instance=None) for r in answers)
+            assert a.keys() == b.keys() and a["ledger"]["index"] is not None
+            refused = [client.post(f"/instances/c{n}/events", headers=h,
+                                   json={**event, "event": "没有"})
+                       for n, h in enumerate((fast, framework))]
+            assert [r.status_code for r in refused] == [422, 422]
+            first, second = (r.json() for r in refused)
+            assert first["details"] == {"instance": "c0", "accepted": False}
+            assert second["details"] == {"instance": "c1", "accepted": False}
+            assert dict(first, details=None) == dict(second, details=None)
+            assert first["code"] == "unknown_event"
+            lone = [client.post(f"/instances/c{n}/events", content=raw,
+                                headers={**h, "Content-Type": "application/json"})
+                    for n, h in enumerate((fast, framework))
+                    for raw in (b'{"event": "\\ud800", "role": "r"}',
+                                b'{"event": "a", "role": "r", "payload": {"\\uDC00": 1}}')]
+            assert [r.status_code for r in lone] == [422] * 4
+            assert lone[0].json() == lone[2].json() and lone[1].json() == lone[3].json()
+            assert {r.json()["code"] for r in lone} == {"invalid_request"}
+
+            def broken(_batch: list[EventSubmission]) -> list[Any]:
+                raise RuntimeError("disk on fire")
+
+            runtime.service.submit_events = broken  # type: ignore[method-assign]
+            failed = [client.post(f"/instances/c{n}/events", headers=h, json=event)
+                      for n, h in enumerate((fast, framework))]
+            assert [r.status_code for r in failed] == [500, 500]
+            assert failed[0].json() == failed[1].json() == {
+                "code": "internal_error", "details": None,
+                "message": "the service failed; the error was logged"}
+            metrics = runtime.metrics.exposition().decode()
+        # each request counted once, whichever layer answered it
+        assert 'jrule_http_requests_total{method="POST",status="200"} 2.0' in metrics
+        assert 'jrule_http_requests_total{method="POST",status="422"} 6.0' in metrics
+        assert 'jrule_http_requests_total{method="POST",status="500"} 2.0' in metrics
+    finally:
+        runtime.writer.close()
+        runtime.service.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["event", "role", "payload", "idempotency_key",
+                                        "signature", "other"]),
+                       st.one_of(st.none(), st.integers(), st.text(max_size=3),
+                                 st.text(min_size=199, max_size=201),
+                                 st.dictionaries(st.text(max_size=3), st.text(max_size=3)),
+                                 st.lists(st.integers(), max_size=2))), st.booleans())
+def test_fast_event_model_accepts_what_the_route_model_accepts(body: dict[str, Any],
+                                                               ascii: bool) -> None:
+    """Without a ``\\ud``/``\\uD`` escape in the body (what a lone surrogate needs), the
+    fast path's model (no Unicode walk) accepts and reads exactly what
+    :class:`EventRequest` does."""
+    import json
+
+    from pydantic import ValidationError
+
+    from engine.api.fastpath import _UncheckedEvent
+    from engine.api.instances import EventRequest
+
+    raw = json.dumps(body, ensure_ascii=ascii).encode()
+    if b"\\ud" in raw or b"\\uD" in raw:
+        return
+    results = []
+    for model in (EventRequest, _UncheckedEvent):
+        try:
+            results.append(model.model_validate_json(raw).model_dump())
+        except ValidationError as exc:
+            results.append([(e["loc"], e["type"]) for e in exc.errors()])
+    assert results[0] == results[1]
+
+
+def test_writer_is_woken_per_group_not_per_event(tmp_path: Path) -> None:
+    """Rounds of 8 concurrent requests form groups of 8, and the writer thread is woken
+    for a group's first and last event only (each wake-up costs a lock hand-over)."""
+    import asyncio
+
+    svc = _service(tmp_path, "w.sqlite3")
+    writer = GroupWriter(svc, linger=0.5)
+    import queue
+
+    wakes: list[object] = []
+
+    class Counting(queue.SimpleQueue):  # type: ignore[type-arg]
+        def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+            wakes.append(item)
+            super().put(item, block, timeout)
+
+    writer._queue = Counting()
+
+    async def run() -> list[tuple[object, object]]:
+        results = []
+        for r in range(6):
+            subs = [EventSubmission(f"c{n % 3}", "付款", "被申请人", {"数额": "1.00"},
+                                    f"w{r}-{n}") for n in range(8)]
+            results += await asyncio.wait_for(
+                asyncio.gather(*(writer.apply(s) for s in subs)), 30)
+        return results
+
+    try:
+        writer.start()
+        results = asyncio.run(run())
+        assert all(outcome.accepted for outcome, _ in results)  # type: ignore[attr-defined]
+        assert writer.events == 48 and writer.groups <= 7  # the first group may be short
+        assert len(wakes) <= 2 * writer.groups
+        writer.close()
+        assert sum(svc.state(f"c{i}")["seq"] for i in range(3)) == 3 + 48
+    finally:
+        svc.close()
