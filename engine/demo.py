@@ -152,21 +152,19 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 def _serve(args: argparse.Namespace, service: Any, clock: Any, dispatcher: Any,
            sandbox: Path, out: TextIO) -> None:
     """Keep the sandbox running as the HTTP service until Ctrl-C (or --serve-seconds)."""
-    import socket
     import threading
 
     from engine.api.app import create_app
     from engine.api.config import load_config
     from engine.api.runtime import open_runtime
-    from engine.api.serve import serve_app
+    from engine.api.serve import listen, serve_app
+    from engine.runtime.errors import EngineError
 
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", args.port))
-        except OSError:
-            _say(out, f"\nport {args.port} is in use, so the sandbox API is not started "
-                      "(choose another with --port)")
-            return
+    try:
+        sock = listen("127.0.0.1", args.port)
+    except EngineError as exc:
+        _say(out, f"\nthe sandbox API is not started: {exc.message}")
+        return
     config = load_config(env={}, data_dir=str(sandbox), port=args.port, sandbox=True,
                          access_log=False)
     runtime = open_runtime(config, clock=clock, service=service, dispatcher=dispatcher)
@@ -197,10 +195,10 @@ Ctrl-C stops it.""")
             timer = threading.Timer(args.serve_seconds,
                                     lambda: setattr(server, "should_exit", True))
             timer.start()
-            server.run()
+            server.run(sockets=[sock])
             timer.cancel()
         else:
-            serve_app(app, "127.0.0.1", args.port)
+            serve_app(app, sock)
     finally:
         runtime.stop()
 

@@ -11,10 +11,14 @@ Settings: :mod:`engine.api.config` (``--config FILE``, ``JRULE_*``).
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from typing import Any, TextIO
 
-__all__ = ["HELP", "add_arguments", "bootstrap", "pin_cpu", "run", "serve_app"]
+from engine.runtime.errors import EngineError
+
+__all__ = ["HELP", "add_arguments", "bootstrap", "listen", "pin_cpu", "run", "serve_app"]
 
 HELP = "run the engine as an HTTP service (embedded default: SQLite in ./jrule-data)"
 
@@ -75,12 +79,33 @@ def pin_cpu(setting: str) -> int | None:
     return cpu
 
 
-def serve_app(app: Any, host: str, port: int) -> None:
-    """Run ``app`` with uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the API's listening socket, or say plainly why it cannot be bound.
+
+    Bound before anything is printed or opened, so that a taken port is reported as
+    such (not after the addresses were announced, as one JSON log line from uvicorn).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "it is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise EngineError(f"cannot listen on {host}:{port}: {reason} "
+                          "(choose another with --port or `port` in the configuration)") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_app(app: Any, sock: socket.socket) -> None:
+    """Run ``app`` with uvicorn on ``sock`` until SIGINT/SIGTERM, then shut down gracefully."""
     import gc
 
     import uvicorn
 
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=30, lifespan="on")
     # Everything loaded so far (modules, compiled grammar, contracts, the app) lives as long
@@ -89,7 +114,7 @@ def serve_app(app: Any, host: str, port: int) -> None:
     # commit's CPU was the collector re-scanning these).
     gc.collect()
     gc.freeze()
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None,
@@ -100,21 +125,20 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
     from engine.api.config import load_config
     from engine.api.logs import configure_logging
     from engine.api.runtime import open_runtime
-    from engine.runtime.errors import EngineError
-
     try:
         config = load_config(args.config, data_dir=args.data, database_url=args.db,
                              host=args.host, port=args.port)
         configure_logging(config.log_level)
         # unset: one process on SQLite (embedded) pins itself; production servers, often
         # several on a host, leave placement to the kernel unless told
+        sock = listen(config.host, config.port)
         cpu = pin_cpu(config.cpu or ("off" if config.production else "auto"))
         runtime = open_runtime(config)
     except EngineError as exc:
         err.write(f"jrule serve: error: {exc.message}\n")
         return 2
     bootstrap(runtime, out)
-    base = f"http://{config.host}:{config.port}"
+    base = f"http://{config.host}:{sock.getsockname()[1]}"
     mode = "production (PostgreSQL)" if config.production else \
         f"embedded (SQLite in {config.data_dir}/)"
     if cpu is not None:
@@ -122,5 +146,5 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
     out.write(f"jrule serve: {mode}\n  API      {base}/\n  docs     {base}/docs\n"
               f"  OpenAPI  {base}/openapi.json\n  health   {base}/health\n")
     out.flush()
-    serve_app(create_app(runtime), config.host, config.port)
+    serve_app(create_app(runtime), sock)
     return 0

@@ -11,8 +11,10 @@ mediation centre's signed event is kept on the ledger, metrics count it all.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import concurrent.futures
+import io
 from pathlib import Path
 from typing import Any
 
@@ -302,3 +304,26 @@ def test_serve_with_no_configuration(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/docs" in out and "jrule_" in out
     assert (tmp_path / "jrule-data" / "jrule.sqlite3").exists()
     assert (tmp_path / "jrule-data" / "ledger.skey").stat().st_mode & 0o077 == 0
+
+
+def test_serve_on_a_taken_port_says_so_and_opens_nothing(tmp_path: Path) -> None:
+    """A port already in use is reported in one line before anything is announced or opened."""
+    import socket
+
+    from engine.api import serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        parser = argparse.ArgumentParser()
+        serve.add_arguments(parser)
+        args = parser.parse_args(["--data", str(tmp_path / "data"), "--port", str(port)])
+        out, err = io.StringIO(), io.StringIO()
+        code = serve.run(args, out=out, err=err)
+    assert code == 2
+    assert err.getvalue() == (
+        f"jrule serve: error: cannot listen on 127.0.0.1:{port}: it is in use "
+        "(choose another with --port or `port` in the configuration)\n")
+    assert out.getvalue() == ""
+    assert not (tmp_path / "data" / "jrule.sqlite3").exists()
