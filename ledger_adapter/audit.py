@@ -9,7 +9,11 @@ the table, the row and the column):
   indexes run 0, 1, 2, ... with no gap and nothing beyond the head;
 - the tree: every stored tile is recomputed from the entries (the recomputed
   leaf hashes, not the stored ones) and compared hash by hash; missing,
-  too-wide and unexpected tiles are named;
+  too-wide and unexpected tiles are named (the partial level-0 tile is not
+  stored: the entries hold its hashes; one stored by an older version is
+  checked like any other, and may be narrower than the tree's, as the versions
+  since do not update it); inner nodes stored by older versions are checked
+  against their tile;
 - every checkpoint: its root equals the root of the recomputed tree at its
   size; its note text says the same origin, size and root as its columns; it
   is signed by exactly the log key(s) valid at its size (both keys at a
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 
 from ledger_adapter.checkpoint import parse_checkpoint
 from ledger_adapter.errors import FormatError, LedgerError, ProofError, SignatureError
-from ledger_adapter.log import CheckpointRow, KeyRow, ScannedEntry, Store
+from ledger_adapter.log import CheckpointRow, KeyRow, ScannedEntry, Store, TileSource
 from ledger_adapter.merkle import EMPTY_ROOT, HASH_SIZE, consistency_proof, verify_consistency
 from ledger_adapter.note import Ed25519Verifier, b64encode, check_signatures, key_id, parse_note
 from ledger_adapter.protocol import AuditFinding, AuditReport, Progress
@@ -124,9 +128,11 @@ class _Tree:
     signed checkpoints disagreeing: that is reported at the first of them.)
     """
 
-    def __init__(self, store: Store, findings: _Findings) -> None:
+    def __init__(self, store: Store, findings: _Findings, size: int) -> None:
         self._store = store
         self._f = findings
+        # the level-0 tile that is partial in the tree of the head's size (not stored)
+        self._partial0 = size // TILE_WIDTH if size % TILE_WIDTH else -1
         self._bufs: dict[int, bytearray] = {}
         self._counts: dict[int, int] = {}
         self._cursors: dict[int, _TileCursor] = {}
@@ -141,7 +147,7 @@ class _Tree:
             got = self._take(0, tile_index)
             self._leaf_tile = (tile_index, None if got is None else got.hashes)
             self._leaf_tile_bad = False
-            if got is None:
+            if got is None and tile_index != self._partial0:
                 self._tile_finding("tile.missing", f"ledger_tiles[level=0,index={tile_index}]",
                                    "the tile is missing")
         stored = self._leaf_tile[1]
@@ -154,8 +160,12 @@ class _Tree:
             pass
         elif t is None:
             self._f.add("entry.leaf_mismatch", entry,
-                        "the record and salt do not hash to the leaf_hash column (the tile "
-                        "that would tell which changed is missing)")
+                        "the record and salt do not hash to the leaf_hash column (no stored "
+                        "tile tells which changed: the signed checkpoints show whether the "
+                        "tree holds the record's hash)")
+            if tile_index == self._partial0:
+                # proofs read this tile from the leaf_hash column: they are known to be wrong
+                self.bad_tiles += 1
         elif column == t:
             self._f.add("entry.content_altered", entry,
                         "the record and salt no longer hash to the leaf hash that the tree "
@@ -212,11 +222,11 @@ class _Tree:
         for i in skipped:  # pragma: no cover - indexes are compared in order
             self._tile_finding("tile.unexpected", f"ledger_tiles[level={level},index={i}]",
                                "a tile the tree does not have")
-        if stored is not None and stored.nodes != tile_nodes(stored.hashes):
+        if stored is not None and stored.nodes and stored.nodes != tile_nodes(stored.hashes):
             self._tile_finding("tile.nodes_mismatch",
                                f"ledger_tiles[level={level},index={index}].nodes",
-                               "the inner nodes are not those of the tile's hashes: proofs "
-                               "served from this tile would not verify")
+                               "the inner nodes (stored by an older version) are not those of "
+                               "the tile's hashes")
         return stored
 
     def _compare(self, level: int, index: int, want: bytes) -> None:
@@ -252,7 +262,9 @@ class _Tree:
                 continue
             index = self._counts[level] >> 8
             if level == 0:
-                self._check_width(0, index, self._leaf_tile[1], len(buf) // HASH_SIZE)
+                got = self._leaf_tile[1]
+                if got is not None and len(got) > len(buf):  # narrower: an older version's
+                    self._check_width(0, index, got, len(buf) // HASH_SIZE)
             else:
                 self._compare(level, index, bytes(buf))
         for level in sorted(set(self._store.tile_levels()) | set(self._cursors)):
@@ -424,7 +436,7 @@ def run_audit(store: Store, origin: str, progress: Progress | None = None,
     if a.keys and head.key_id != a.keys[-1].key_id:
         f.add("head.key", "ledger_head.key_id",
               f"the head's key {head.key_id} is not the newest key {a.keys[-1].key_id}")
-    tree = _Tree(store, f)
+    tree = _Tree(store, f, head.size)
     size = head.size
 
     checkpoints = 0
@@ -514,7 +526,7 @@ def _signed_root(row: CheckpointRow) -> bytes:
 def checkpoints_consistent(store: Store, f: _Findings, chunk_size: int) -> None:
     """Verify the consistency proof the ledger serves between consecutive checkpoints,
     against their signed roots."""
-    reader = TileHashReader(store)
+    reader = TileHashReader(TileSource(store))
     prev: CheckpointRow | None = None
     after = -1
     while True:

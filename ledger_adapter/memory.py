@@ -97,6 +97,14 @@ class _MemStore:
         rows.extend(r for r in self._entries if start <= r.idx < stop)
         return rows
 
+    def read_leaf_hashes(self, start: int, stop: int) -> bytes:
+        out = []
+        for i, row in enumerate(self.read_entries(start, stop), start):
+            if row.idx != i:
+                break
+            out.append(row.leaf_hash)
+        return b"".join(out)
+
     def scan_entries(self, start: int, stop: int) -> list[ScannedEntry]:
         return [r[:6] for r in self.read_entries(start, stop)]
 
@@ -132,8 +140,8 @@ class _MemStore:
     def write_entries(self, batch: EntryBatch) -> None:
         self._entries.extend(batch.rows())
 
-    def write_tiles(self, tiles: Mapping[TileKey, StoredTile]) -> None:
-        self._tiles.update(tiles)
+    def write_tiles(self, tiles: Mapping[TileKey, bytes]) -> None:
+        self._tiles.update((k, StoredTile(h, b"")) for k, h in tiles.items())
 
     def write_checkpoint(self, row: CheckpointRow) -> None:
         if row.size in self._checkpoints or row.size in self._data.checkpoints:
