@@ -552,12 +552,17 @@ class _TileCache:
         self._partial: dict[int, tuple[int, StoredTile]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: TileKey) -> StoredTile | None:
+    def get(self, key: TileKey, width: int = TILE_WIDTH) -> StoredTile | None:
+        """The cached tile ``key`` if it has at least ``width`` hashes."""
         with self._lock:
             tile = self._tiles.get(key)
             if tile is not None:
                 self._tiles.move_to_end(key)
-            return tile
+                return tile
+            got = self._partial.get(key[0])
+        if got is not None and got[0] == key[1] and len(got[1].hashes) >= width * HASH_SIZE:
+            return got[1]
+        return None
 
     def add(self, key: TileKey, hashes: bytes) -> StoredTile:
         """``hashes`` (as read) with their inner nodes; cached."""
@@ -599,10 +604,19 @@ class _CachedTiles:
         self._cache = cache
 
     def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, StoredTile]:
+        return self.read_tiles_covering(dict.fromkeys(keys, TILE_WIDTH))
+
+    def read_tiles_covering(self, need: Mapping[TileKey, int]) -> Mapping[TileKey, StoredTile]:
+        """Tiles ``need`` with at least ``need[key]`` hashes each (if stored).
+
+        A partial tile read before serves any proof that needs no more of it
+        than was read: stored hashes never change.
+        """
         out: dict[TileKey, StoredTile] = {}
         missing: list[TileKey] = []
-        for key in keys:
-            tile = self._cache.get(key)
+        get = self._cache.get
+        for key, width in need.items():
+            tile = get(key, width)
             if tile is None:
                 missing.append(key)
             else:

@@ -173,8 +173,15 @@ class TileHashReader:
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         plan = [_locate(i) for i in indexes]
-        keys = sorted({key for key, _, _ in plan})
-        data = self._tiles.read_tiles(keys)
+        covering = getattr(self._tiles, "read_tiles_covering", None)
+        if covering is not None:  # a reader that can serve a narrower cached partial tile
+            need: dict[TileKey, int] = {}
+            for key, _, end in plan:
+                if need.get(key, 0) < end:
+                    need[key] = end
+            data = covering(need)
+        else:
+            data = self._tiles.read_tiles(sorted({key for key, _, _ in plan}))
         out: list[bytes] = []
         for key, start, end in plan:
             stored = data.get(key)
