@@ -133,6 +133,9 @@ class _Tree:
         self._f = findings
         # the level-0 tile that is partial in the tree of the head's size (not stored)
         self._partial0 = size // TILE_WIDTH if size % TILE_WIDTH else -1
+        # entries of that tile whose record and salt do not hash to their leaf_hash column:
+        # (index, computed, column), until a signed checkpoint tells which one the tree holds
+        self._pending: list[tuple[int, bytes, bytes]] = []
         self._bufs: dict[int, bytearray] = {}
         self._counts: dict[int, int] = {}
         self._cursors: dict[int, _TileCursor] = {}
@@ -158,14 +161,15 @@ class _Tree:
         used = computed
         if computed == column == t or (t is None and computed == column):
             pass
+        elif t is None and tile_index == self._partial0:
+            # No stored tile: the next signed checkpoint tells which one changed (resolve).
+            # Proofs read this tile from the leaf_hash column: they are known to be wrong.
+            self._pending.append((index, computed, column))
+            self.bad_tiles += 1
         elif t is None:
             self._f.add("entry.leaf_mismatch", entry,
-                        "the record and salt do not hash to the leaf_hash column (no stored "
-                        "tile tells which changed: the signed checkpoints show whether the "
-                        "tree holds the record's hash)")
-            if tile_index == self._partial0:
-                # proofs read this tile from the leaf_hash column: they are known to be wrong
-                self.bad_tiles += 1
+                        "the record and salt do not hash to the leaf_hash column (the tile "
+                        "that would tell which changed is missing)")
         elif column == t:
             self._f.add("entry.content_altered", entry,
                         "the record and salt no longer hash to the leaf hash that the tree "
@@ -200,6 +204,37 @@ class _Tree:
             else:
                 self._compare(level, index, data)
             self._append(level + 1, tile_root(data))
+
+    def resolve(self, size: int, signed: bytes | None) -> None:
+        """Name what changed in the pending entries, from the root signed at ``size``
+        (the tree's current size; ``None``: no checkpoint is left to tell)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        if signed is not None and self.root(size) == signed:
+            for index, _, _ in pending:
+                self._f.add("entry.leaf_hash_altered", f"ledger_entries[index={index}].leaf_hash",
+                            "the leaf_hash column differs from the hash of the record and salt, "
+                            "which the signed checkpoint holds")
+            return
+        buf = self._bufs[0]
+        first = size - len(buf) // HASH_SIZE  # the pending entries are in this buffer
+        alt = bytearray(buf)
+        for index, _, column in pending:
+            alt[(index - first) * HASH_SIZE:(index - first + 1) * HASH_SIZE] = column
+        if signed is not None and edge_root(size, {**{lv: bytes(b) for lv, b in self._bufs.items()
+                                                      if b}, 0: bytes(alt)}) == signed:
+            buf[:] = alt  # the tree holds the column's hashes: go on with them
+            for index, _, _ in pending:
+                self._f.add("entry.content_altered", f"ledger_entries[index={index}]",
+                            "the record and salt no longer hash to the leaf hash that the "
+                            "signed checkpoint and the leaf_hash column hold: the record or "
+                            "the salt was changed")
+            return
+        for index, _, _ in pending:
+            self._f.add("entry.leaf_mismatch", f"ledger_entries[index={index}]",
+                        "the record and salt do not hash to the leaf_hash column, and no "
+                        "signed checkpoint holds either")
 
     def root(self, size: int) -> bytes:
         return edge_root(size, {lv: bytes(b) for lv, b in self._bufs.items() if b})
@@ -484,6 +519,8 @@ def run_audit(store: Store, origin: str, progress: Progress | None = None,
                           "the record and salt do not hash to the stored leaf hash")
                 continue
             tree.push_leaf(index, leaf, row[5])
+            if cp is not None and cp.size == count:
+                tree.resolve(count, _signed_root(cp))
             while cp is not None and cp.size <= count:
                 a.checkpoint(cp, tree.root(count) if cp.size == count else None)
                 checkpoints += 1
@@ -502,6 +539,7 @@ def run_audit(store: Store, origin: str, progress: Progress | None = None,
         checkpoints += 1
         cp = next_checkpoint()
     if not broken:
+        tree.resolve(count, None)
         tree.finish()
         if tree.root(size) != head.root and not a.diverged:
             f.add("head.root", "ledger_head.root",

@@ -59,6 +59,7 @@ from ledger_adapter.tile import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 __all__ = [
@@ -256,8 +257,9 @@ class TiledLog(ABC):
     # --- what a backend supplies -----------------------------------------------------
 
     @abstractmethod
-    def _write(self, session: Session | None) -> AbstractContextManager[Store]:
-        """A store in a writing transaction (the caller's, if ``session`` is given)."""
+    def _write(self, session: Session | Connection | None) -> AbstractContextManager[Store]:
+        """A store in a writing transaction (the caller's, if ``session`` is given: a
+        SQLAlchemy ``Session``, or for SQL stores a ``Connection`` in a transaction)."""
 
     @abstractmethod
     def _read(self, snapshot: bool = False) -> AbstractContextManager[Store]:
@@ -274,7 +276,7 @@ class TiledLog(ABC):
     def origin(self) -> str:
         return self._origin
 
-    def initialize(self, session: Session | None = None, at: dt.datetime | None = None
+    def initialize(self, session: Session | Connection | None = None, at: dt.datetime | None = None
                    ) -> SignedCheckpoint:
         """Create the log if it does not exist: its key and a signed empty checkpoint.
 
@@ -300,7 +302,7 @@ class TiledLog(ABC):
             store.write_head(Head(self._origin, 0, EMPTY_ROOT, key_id), create=True)
             return SignedCheckpoint(Checkpoint(self._origin, 0, EMPTY_ROOT), note)
 
-    def append(self, records: Sequence[Record], session: Session | None = None
+    def append(self, records: Sequence[Record], session: Session | Connection | None = None
                ) -> Sequence[LedgerEntry]:
         if not records:
             return ()
@@ -370,7 +372,7 @@ class TiledLog(ABC):
         with self._read() as store:
             return [k.log_key() for k in sorted(store.read_keys(), key=lambda k: k.valid_from)]
 
-    def rotate_key(self, new_signer: Ed25519Signer, session: Session | None = None,
+    def rotate_key(self, new_signer: Ed25519Signer, session: Session | Connection | None = None,
                    at: dt.datetime | None = None) -> LedgerEntry:
         if new_signer.name != self._origin:
             raise StoreError(f"the new key is named {new_signer.name!r}; log keys are named "
@@ -395,7 +397,7 @@ class TiledLog(ABC):
         return entries[0]
 
     def add_cosignatures(self, size: int, signature_lines: bytes,
-                         session: Session | None = None) -> None:
+                         session: Session | Connection | None = None) -> None:
         with self._write(session) as store:
             row = store.read_checkpoint(size)
             if row is None:

@@ -34,6 +34,7 @@ from ledger_adapter.note import Ed25519Signer
 from ledger_adapter.tile import StoredTile, TileKey
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 __all__ = ["MemoryLedger"]
@@ -189,7 +190,13 @@ class MemoryLedger(TiledLog):
             yield _MemStore(self._data)
 
     @contextmanager
-    def _write(self, session: Session | None) -> Iterator[_MemStore]:
+    def _write(self, session: Session | Connection | None) -> Iterator[_MemStore]:
+        if session is not None:
+            from sqlalchemy import Connection as _Connection
+
+            if isinstance(session, _Connection):
+                raise StoreError("a memory ledger joins a Session's transaction, not a "
+                                 "Connection's", code="wrong_database")
         with self._lock:
             if session is None:
                 if self._pending is not None:

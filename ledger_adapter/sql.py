@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import sqlite3
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -260,6 +261,7 @@ def record_kind_instance(record: bytes) -> tuple[str, str | None]:
 
 
 _UTC_INSTANT = UTCInstant()
+_SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 @functools.cache
@@ -313,12 +315,18 @@ class _SqlStore:
         self._dialect = conn.dialect
         self._pg = conn.dialect.name == "postgresql"
         self._ph = "%s" if self._pg else "?"
+        self._last_ts: tuple[dt.datetime, Any] | None = None
 
     def _ts(self, value: dt.datetime) -> Any:
         """``value`` as the driver receives it for a ``UTCInstant`` column."""
+        last = self._last_ts
+        if last is not None and last[0] is value:  # an append's entries and checkpoint
+            return last[1]
         bound = _UTC_INSTANT.process_bind_param(value, self._dialect)
         proc = _bind_processor(self._dialect)
-        return proc(bound) if proc is not None else bound
+        out = proc(bound) if proc is not None else bound
+        self._last_ts = (value, out)
+        return out
 
     # The statements of an append and the reads of a proof go straight to the driver:
     # each is one small statement, and SQLAlchemy's statement machinery would cost
@@ -345,7 +353,13 @@ class _SqlStore:
 
     # reads
     def lock_head(self) -> Head | None:
-        # An UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) at once.
+        # An UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) at once; with
+        # RETURNING (SQLite >= 3.35) it reads the row too.
+        if self._pg or _SQLITE_RETURNING:
+            rows = self._query("UPDATE ledger_head SET size = size WHERE id = 1 "
+                               "RETURNING origin, size, root, key_id")
+            return None if not rows else Head(rows[0][0], rows[0][1], bytes(rows[0][2]),
+                                              rows[0][3])
         self._exec("UPDATE ledger_head SET size = size WHERE id = 1")
         return self.read_head()
 
@@ -545,9 +559,11 @@ class SqlLedger(TiledLog):
         return self._engine
 
     @contextmanager
-    def _write(self, session: Session | None) -> Iterator[_SqlStore]:
+    def _write(self, session: Session | Connection | None) -> Iterator[_SqlStore]:
         if session is not None:
-            conn = session.connection()
+            # A Connection is joined as it is (cheaper than a Session around it: an engine
+            # step appends inside its own transaction).
+            conn = session if isinstance(session, Connection) else session.connection()
             if conn.engine.url != self._engine.url:
                 raise StoreError("the session is bound to another database than the "
                                  "ledger's", code="wrong_database")

@@ -143,6 +143,11 @@ def change_record(t: Tamper) -> None:
     t.entry(417, record=bytes(row[0]).replace(b"seq 417", b"seq 418"))
 
 
+def change_record_past_the_last_full_tile(t: Tamper) -> None:
+    row = t.get_entry(650)
+    t.entry(650, record=bytes(row[0]).replace(b"seq 650", b"seq 651"))
+
+
 def change_record_noncanonically(t: Tamper) -> None:
     row = t.get_entry(417)
     t.entry(417, record=bytes(row[0]).replace(b"seq 417", b"seq 0417"))
@@ -223,7 +228,9 @@ CASES: list[tuple[str, Callable[[Tamper], None], str, str]] = [
     ("leaf hash", change_leaf_hash, "entry.leaf_hash_altered",
      "ledger_entries[index=450].leaf_hash"),
     ("leaf hash past the last full tile", change_leaf_hash_past_the_last_full_tile,
-     "entry.leaf_mismatch", "ledger_entries[index=650]"),
+     "entry.leaf_hash_altered", "ledger_entries[index=650].leaf_hash"),
+    ("record past the last full tile", change_record_past_the_last_full_tile,
+     "entry.content_altered", "ledger_entries[index=650]"),
     ("kind", lambda t: t.entry(3, kind="deployment"), "entry.kind_mismatch",
      "ledger_entries[index=3].kind"),
     ("instance", lambda t: t.entry(3, instance_id="case-other"), "entry.instance_mismatch",
@@ -309,9 +316,11 @@ def test_tiles_stored_by_an_older_version_pass_the_audit_and_serve_proofs(
                                 again.inclusion_proof(i, 800), root)
 
 
-def test_one_altered_record_is_one_finding_not_a_cascade(backend: Backend) -> None:
+@pytest.mark.parametrize("change", [change_record, change_record_past_the_last_full_tile])
+def test_one_altered_record_is_one_finding_not_a_cascade(
+        backend: Backend, change: Callable[[Tamper], None]) -> None:
     _, t = _ledger(backend)
-    change_record(t)
+    change(t)
     report = t.ledger.audit()
     assert [f.code for f in report.findings] == ["entry.content_altered"], report.text()
 
