@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from ledger_adapter.checkpoint import parse_checkpoint
 from ledger_adapter.errors import FormatError, LedgerError, ProofError, SignatureError
-from ledger_adapter.log import CheckpointRow, KeyRow, ScannedEntry, Store, TileSource
+from ledger_adapter.log import CheckpointRow, KeyRow, ScannedEntry, Store, _CachedTiles, _TileCache
 from ledger_adapter.merkle import EMPTY_ROOT, HASH_SIZE, consistency_proof, verify_consistency
 from ledger_adapter.note import Ed25519Verifier, b64encode, check_signatures, key_id, parse_note
 from ledger_adapter.protocol import AuditFinding, AuditReport, Progress
@@ -564,7 +564,10 @@ def _signed_root(row: CheckpointRow) -> bytes:
 def checkpoints_consistent(store: Store, f: _Findings, chunk_size: int) -> None:
     """Verify the consistency proof the ledger serves between consecutive checkpoints,
     against their signed roots."""
-    reader = TileHashReader(TileSource(store))
+    # Tiles and their inner nodes are kept while the checkpoints are walked in order of
+    # size (a cache of the audit's own: it reads its snapshot, not the ledger's cache):
+    # consecutive proofs read the same tiles, and a partial tile's nodes are extended.
+    reader = TileHashReader(_CachedTiles(store, _TileCache(256)))
     prev: CheckpointRow | None = None
     after = -1
     while True:

@@ -641,16 +641,6 @@ def read_tile_hashes(store: Store, keys: Sequence[TileKey]) -> dict[TileKey, byt
     return out
 
 
-class TileSource:
-    """A tile reader over a store without a cache (see :func:`read_tile_hashes`)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, StoredTile]:
-        return {k: StoredTile(h, b"") for k, h in read_tile_hashes(self._store, keys).items()}
-
-
 def _signed(row: CheckpointRow) -> SignedCheckpoint:
     return SignedCheckpoint.from_note(row.full_note())
 
