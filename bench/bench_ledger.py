@@ -130,14 +130,41 @@ def settle() -> None:
     os.sync()
 
 
+#: label -> (CPU µs, bytes written) per entry of each timed append run: figures that
+#: depend far less on the machine's load than the wall-clock rates
+COSTS: dict[str, list[tuple[float, float]]] = {}
+
+
+def _usage() -> tuple[float, int]:
+    """This process's CPU time and the bytes it has passed to write() (Linux; else 0)."""
+    written = 0
+    try:
+        with open("/proc/self/io") as f:
+            for line in f:
+                if line.startswith("wchar:"):
+                    written = int(line.split()[1])
+    except OSError:
+        pass
+    return time.process_time(), written
+
+
+def _cost(label: str, before: tuple[float, int], n: int) -> None:
+    cpu, written = _usage()
+    COSTS.setdefault(label, []).append(((cpu - before[0]) / n * 1e6,
+                                        (written - before[1]) / n))
+
+
 def append_rate(backend: Sqlite | Postgres, recs: list[Record], batch: int, tag: str
                 ) -> tuple[float, SqlLedger]:
     ledger = ledger_on(backend.fresh(tag))
     settle()
+    before = _usage()
     t = time.perf_counter()
     for i in range(0, len(recs), batch):
         ledger.append(recs[i:i + batch])
-    return len(recs) / (time.perf_counter() - t), ledger
+    rate = len(recs) / (time.perf_counter() - t)
+    _cost(f"{backend.name.split()[0]} batches of {batch:,}", before, len(recs))
+    return rate, ledger
 
 
 # --- pymerkle ---------------------------------------------------------------------------
@@ -158,9 +185,12 @@ def pymerkle_tree(path: Path, wal: bool) -> Any:
 def pymerkle_rate(path: Path, leaves: list[bytes], wal: bool) -> tuple[float, Any]:
     tree = pymerkle_tree(path, wal)
     settle()
+    before = _usage()
     t = time.perf_counter()
     tree.append_entries(leaves)
-    return len(leaves) / (time.perf_counter() - t), tree
+    rate = len(leaves) / (time.perf_counter() - t)
+    _cost("pymerkle" + (" with WAL" if wal else " as shipped"), before, len(leaves))
+    return rate, tree
 
 
 # --- measurements ------------------------------------------------------------------------
@@ -206,6 +236,12 @@ def bench_appends(args: argparse.Namespace, work: Path, pg: Postgres | None) -> 
              f"best {fmt_rate(best)}, median {fmt_rate(statistics.median(ours[b]))}  "
              f"(x{best / best_peer:.2f} pymerkle, x{best / max(peer_wal):.2f} pymerkle-WAL; "
              f"target 50,000/s: {'PASS' if best >= 50_000 else 'FAIL'})")
+    show("CPU time and bytes written per entry (median of the runs; less load-dependent)", "")
+    for label, runs in COSTS.items():
+        if label.startswith(("pymerkle", "SQLite")):
+            show(f"  {label}", f"{statistics.median(c for c, _ in runs):.2f} µs CPU, "
+                               f"{statistics.median(w for _, w in runs):,.0f} bytes written")
+    RESULTS["append_costs"] = {k: v for k, v in COSTS.items()}
     if pg is not None:
         pg_rates: dict[int, float] = {}
         for b in args.batches:

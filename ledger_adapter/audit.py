@@ -9,7 +9,11 @@ the table, the row and the column):
   indexes run 0, 1, 2, ... with no gap and nothing beyond the head;
 - the tree: every stored tile is recomputed from the entries (the recomputed
   leaf hashes, not the stored ones) and compared hash by hash; missing,
-  too-wide and unexpected tiles are named;
+  too-wide and unexpected tiles are named (the partial level-0 tile is not
+  stored: the entries hold its hashes; one stored by an older version is
+  checked like any other, and may be narrower than the tree's, as the versions
+  since do not update it); inner nodes stored by older versions are checked
+  against their tile;
 - every checkpoint: its root equals the root of the recomputed tree at its
   size; its note text says the same origin, size and root as its columns; it
   is signed by exactly the log key(s) valid at its size (both keys at a
@@ -41,7 +45,7 @@ from dataclasses import dataclass, field
 
 from ledger_adapter.checkpoint import parse_checkpoint
 from ledger_adapter.errors import FormatError, LedgerError, ProofError, SignatureError
-from ledger_adapter.log import CheckpointRow, KeyRow, ScannedEntry, Store
+from ledger_adapter.log import CheckpointRow, KeyRow, ScannedEntry, Store, _CachedTiles, _TileCache
 from ledger_adapter.merkle import EMPTY_ROOT, HASH_SIZE, consistency_proof, verify_consistency
 from ledger_adapter.note import Ed25519Verifier, b64encode, check_signatures, key_id, parse_note
 from ledger_adapter.protocol import AuditFinding, AuditReport, Progress
@@ -129,9 +133,14 @@ class _Tree:
     signed checkpoints disagreeing: that is reported at the first of them.)
     """
 
-    def __init__(self, store: Store, findings: _Findings) -> None:
+    def __init__(self, store: Store, findings: _Findings, size: int) -> None:
         self._store = store
         self._f = findings
+        # the level-0 tile that is partial in the tree of the head's size (not stored)
+        self._partial0 = size // TILE_WIDTH if size % TILE_WIDTH else -1
+        # entries of that tile whose record and salt do not hash to their leaf_hash column:
+        # (index, computed, column), until a signed checkpoint tells which one the tree holds
+        self._pending: list[tuple[int, bytes, bytes]] = []
         self._bufs: dict[int, bytearray] = {}
         self._counts: dict[int, int] = {}
         self._cursors: dict[int, _TileCursor] = {}
@@ -146,7 +155,7 @@ class _Tree:
             got = self._take(0, tile_index)
             self._leaf_tile = (tile_index, None if got is None else got.hashes)
             self._leaf_tile_bad = False
-            if got is None:
+            if got is None and tile_index != self._partial0:
                 self._tile_finding("tile.missing", f"ledger_tiles[level=0,index={tile_index}]",
                                    "the tile is missing")
         stored = self._leaf_tile[1]
@@ -157,6 +166,11 @@ class _Tree:
         used = computed
         if computed == column == t or (t is None and computed == column):
             pass
+        elif t is None and tile_index == self._partial0:
+            # No stored tile: the next signed checkpoint tells which one changed (resolve).
+            # Proofs read this tile from the leaf_hash column: they are known to be wrong.
+            self._pending.append((index, computed, column))
+            self.bad_tiles += 1
         elif t is None:
             self._f.add("entry.leaf_mismatch", entry,
                         "the record and salt do not hash to the leaf_hash column (the tile "
@@ -196,6 +210,37 @@ class _Tree:
                 self._compare(level, index, data)
             self._append(level + 1, tile_root(data))
 
+    def resolve(self, size: int, signed: bytes | None) -> None:
+        """Name what changed in the pending entries, from the root signed at ``size``
+        (the tree's current size; ``None``: no checkpoint is left to tell)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        if signed is not None and self.root(size) == signed:
+            for index, _, _ in pending:
+                self._f.add("entry.leaf_hash_altered", f"ledger_entries[index={index}].leaf_hash",
+                            "the leaf_hash column differs from the hash of the record and salt, "
+                            "which the signed checkpoint holds")
+            return
+        buf = self._bufs[0]
+        first = size - len(buf) // HASH_SIZE  # the pending entries are in this buffer
+        alt = bytearray(buf)
+        for index, _, column in pending:
+            alt[(index - first) * HASH_SIZE:(index - first + 1) * HASH_SIZE] = column
+        if signed is not None and edge_root(size, {**{lv: bytes(b) for lv, b in self._bufs.items()
+                                                      if b}, 0: bytes(alt)}) == signed:
+            buf[:] = alt  # the tree holds the column's hashes: go on with them
+            for index, _, _ in pending:
+                self._f.add("entry.content_altered", f"ledger_entries[index={index}]",
+                            "the record and salt no longer hash to the leaf hash that the "
+                            "signed checkpoint and the leaf_hash column hold: the record or "
+                            "the salt was changed")
+            return
+        for index, _, _ in pending:
+            self._f.add("entry.leaf_mismatch", f"ledger_entries[index={index}]",
+                        "the record and salt do not hash to the leaf_hash column, and no "
+                        "signed checkpoint holds either")
+
     def root(self, size: int) -> bytes:
         return edge_root(size, {lv: bytes(b) for lv, b in self._bufs.items() if b})
 
@@ -217,11 +262,11 @@ class _Tree:
         for i in skipped:  # pragma: no cover - indexes are compared in order
             self._tile_finding("tile.unexpected", f"ledger_tiles[level={level},index={i}]",
                                "a tile the tree does not have")
-        if stored is not None and stored.nodes != tile_nodes(stored.hashes):
+        if stored is not None and stored.nodes and stored.nodes != tile_nodes(stored.hashes):
             self._tile_finding("tile.nodes_mismatch",
                                f"ledger_tiles[level={level},index={index}].nodes",
-                               "the inner nodes are not those of the tile's hashes: proofs "
-                               "served from this tile would not verify")
+                               "the inner nodes (stored by an older version) are not those of "
+                               "the tile's hashes")
         return stored
 
     def _compare(self, level: int, index: int, want: bytes) -> None:
@@ -257,7 +302,9 @@ class _Tree:
                 continue
             index = self._counts[level] >> 8
             if level == 0:
-                self._check_width(0, index, self._leaf_tile[1], len(buf) // HASH_SIZE)
+                got = self._leaf_tile[1]
+                if got is not None and len(got) > len(buf):  # narrower: an older version's
+                    self._check_width(0, index, got, len(buf) // HASH_SIZE)
             else:
                 self._compare(level, index, bytes(buf))
         for level in sorted(set(self._store.tile_levels()) | set(self._cursors)):
@@ -429,7 +476,7 @@ def run_audit(store: Store, origin: str, progress: Progress | None = None,
     if a.keys and head.key_id != a.keys[-1].key_id:
         f.add("head.key", "ledger_head.key_id",
               f"the head's key {head.key_id} is not the newest key {a.keys[-1].key_id}")
-    tree = _Tree(store, f)
+    tree = _Tree(store, f, head.size)
     size = head.size
 
     checkpoints = 0
@@ -477,6 +524,8 @@ def run_audit(store: Store, origin: str, progress: Progress | None = None,
                           "the record and salt do not hash to the stored leaf hash")
                 continue
             tree.push_leaf(index, leaf, row[5])
+            if cp is not None and cp.size == count:
+                tree.resolve(count, _signed_root(cp))
             while cp is not None and cp.size <= count:
                 a.checkpoint(cp, tree.root(count) if cp.size == count else None)
                 checkpoints += 1
@@ -502,6 +551,7 @@ def run_audit(store: Store, origin: str, progress: Progress | None = None,
               f"the head is at size {size} but no checkpoint of that size is stored "
               f"({newest}): the log would serve an older checkpoint than it issued")
     if not broken:
+        tree.resolve(count, None)
         tree.finish()
         if tree.root(size) != head.root and not a.diverged:
             f.add("head.root", "ledger_head.root",
@@ -526,7 +576,10 @@ def _signed_root(row: CheckpointRow) -> bytes:
 def checkpoints_consistent(store: Store, f: _Findings, chunk_size: int) -> None:
     """Verify the consistency proof the ledger serves between consecutive checkpoints,
     against their signed roots."""
-    reader = TileHashReader(store)
+    # Tiles and their inner nodes are kept while the checkpoints are walked in order of
+    # size (a cache of the audit's own: it reads its snapshot, not the ledger's cache):
+    # consecutive proofs read the same tiles, and a partial tile's nodes are extended.
+    reader = TileHashReader(_CachedTiles(store, _TileCache(256)))
     prev: CheckpointRow | None = None
     after = -1
     while True:

@@ -8,11 +8,17 @@ transaction, with row-level reads and writes.  ``MemoryLedger`` and
 Appending a batch (one transaction):
 
 1. lock the head row (size, root, current key) — the log's one serialisation point;
-2. take the right edge of the tree (partial tiles) from a cache checked against
-   the head, or read it; check it hashes to the head's root;
-3. salt and encode each record, hash the leaves, extend the tiles (only the
+2. take the right edge of the tree (:class:`~ledger_adapter.tile.Edge`) from a
+   cache checked against the head, or read it (the partial tiles of levels >= 1,
+   the leaf hashes of the entries since the last full level-0 tile); check it
+   hashes to the head's root;
+3. salt and encode each record, hash the leaves, extend the tree (only the
    right edge is touched), sign one checkpoint for the new size;
-4. write entries, changed tiles, the checkpoint and the new head.
+4. write entries, the tiles that filled or grew (never the partial level-0
+   tile: the entries hold its hashes), the checkpoint and the new head.
+
+Proofs read tiles; a tile's inner nodes are computed from its hashes and kept
+in memory with the recently used full tiles.
 """
 
 from __future__ import annotations
@@ -41,15 +47,19 @@ from ledger_adapter.protocol import AuditReport, LedgerEntry, Progress
 from ledger_adapter.record import SALT_SIZE, Record, decode_record, make_record
 from ledger_adapter.tile import (
     TILE_WIDTH,
+    Edge,
     StoredTile,
     TileHashReader,
     TileKey,
+    edge_from_tiles,
     edge_keys,
-    edge_root,
     extend,
+    extend_nodes,
+    tile_nodes,
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 __all__ = [
@@ -166,7 +176,14 @@ class Store(Protocol):
 
     def read_head(self) -> Head | None: ...
 
-    def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, StoredTile]: ...
+    def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, StoredTile]:
+        """The stored tiles among ``keys`` (their hashes; ``nodes`` may be ``b""``)."""
+        ...
+
+    def read_leaf_hashes(self, start: int, stop: int) -> bytes:
+        """The leaf hashes of entries ``start, start + 1, ...`` below ``stop``, back to back,
+        up to the first one missing (the stored ``leaf_hash`` column)."""
+        ...
 
     def read_entries(self, start: int, stop: int) -> list[EntryRow]:
         """Entries with ``start <= index < stop``, in index order."""
@@ -195,7 +212,9 @@ class Store(Protocol):
 
     def write_entries(self, batch: EntryBatch) -> None: ...
 
-    def write_tiles(self, tiles: Mapping[TileKey, StoredTile]) -> None: ...
+    def write_tiles(self, tiles: Mapping[TileKey, bytes]) -> None:
+        """Insert or replace tiles (their hashes)."""
+        ...
 
     def write_checkpoint(self, row: CheckpointRow) -> None: ...
 
@@ -231,15 +250,16 @@ class TiledLog(ABC):
         self._signers: dict[str, Ed25519Signer] = {f"{s.key_id:08x}": s for s in signers}
         self._clock = clock
         self._edge_lock = threading.Lock()
-        self._edge_cache: tuple[int, bytes, dict[int, StoredTile]] | None = None
+        self._edge_cache: tuple[int, bytes, Edge] | None = None
         self._committed_size = 0  # a size this process has read as committed
         self._tiles = _TileCache(tile_cache)
 
     # --- what a backend supplies -----------------------------------------------------
 
     @abstractmethod
-    def _write(self, session: Session | None) -> AbstractContextManager[Store]:
-        """A store in a writing transaction (the caller's, if ``session`` is given)."""
+    def _write(self, session: Session | Connection | None) -> AbstractContextManager[Store]:
+        """A store in a writing transaction (the caller's, if ``session`` is given: a
+        SQLAlchemy ``Session``, or for SQL stores a ``Connection`` in a transaction)."""
 
     @abstractmethod
     def _read(self, snapshot: bool = False) -> AbstractContextManager[Store]:
@@ -256,7 +276,7 @@ class TiledLog(ABC):
     def origin(self) -> str:
         return self._origin
 
-    def initialize(self, session: Session | None = None, at: dt.datetime | None = None
+    def initialize(self, session: Session | Connection | None = None, at: dt.datetime | None = None
                    ) -> SignedCheckpoint:
         """Create the log if it does not exist: its key and a signed empty checkpoint.
 
@@ -282,7 +302,7 @@ class TiledLog(ABC):
             store.write_head(Head(self._origin, 0, EMPTY_ROOT, key_id), create=True)
             return SignedCheckpoint(Checkpoint(self._origin, 0, EMPTY_ROOT), note)
 
-    def append(self, records: Sequence[Record], session: Session | None = None
+    def append(self, records: Sequence[Record], session: Session | Connection | None = None
                ) -> Sequence[LedgerEntry]:
         if not records:
             return ()
@@ -352,7 +372,7 @@ class TiledLog(ABC):
         with self._read() as store:
             return [k.log_key() for k in sorted(store.read_keys(), key=lambda k: k.valid_from)]
 
-    def rotate_key(self, new_signer: Ed25519Signer, session: Session | None = None,
+    def rotate_key(self, new_signer: Ed25519Signer, session: Session | Connection | None = None,
                    at: dt.datetime | None = None) -> LedgerEntry:
         if new_signer.name != self._origin:
             raise StoreError(f"the new key is named {new_signer.name!r}; log keys are named "
@@ -377,7 +397,7 @@ class TiledLog(ABC):
         return entries[0]
 
     def add_cosignatures(self, size: int, signature_lines: bytes,
-                         session: Session | None = None) -> None:
+                         session: Session | Connection | None = None) -> None:
         with self._write(session) as store:
             row = store.read_checkpoint(size)
             if row is None:
@@ -437,15 +457,19 @@ class TiledLog(ABC):
             raise StoreError(f"the log has {head.size} entries, not {size}",
                              code="size_out_of_range")
 
-    def _edge(self, store: Store, head: Head) -> dict[int, StoredTile]:
+    def _edge(self, store: Store, head: Head) -> Edge:
         with self._edge_lock:
             cached = self._edge_cache
         if cached is not None and cached[0] == head.size and cached[1] == head.root:
             return cached[2]
-        tiles = store.read_tiles(edge_keys(head.size))
-        edge = {key[0]: tiles.get(key, StoredTile(b"", b"")) for key in edge_keys(head.size)}
+        keys = edge_keys(head.size)
+        stored = store.read_tiles([k for k in keys if k[0] > 0])
+        tiles = {lv: stored[(lv, i)].hashes if (lv, i) in stored else b"" for lv, i in keys}
+        if keys and keys[0][0] == 0:  # the partial level-0 tile: the entries' leaf hashes
+            tiles[0] = store.read_leaf_hashes(keys[0][1] * TILE_WIDTH, head.size)
         try:
-            ok = edge_root(head.size, {lv: t.hashes for lv, t in edge.items()}) == head.root
+            edge = edge_from_tiles(head.size, tiles)
+            ok = edge.root() == head.root
         except StoreError:
             ok = False
         if not ok:
@@ -472,7 +496,7 @@ class TiledLog(ABC):
         leaves = map(b"".join, zip(repeat(b"\x00"), bodies, repeat(b"salt "), lines))
         hashes = list(map(_DIGEST, map(hashlib.sha256, leaves)))
         batch = EntryBatch(head.size, records, bodies, raw, salts, hashes, when)
-        ext = extend(head.size, edge, hashes)
+        ext = extend(edge, hashes)
         checkpoint = Checkpoint(self._origin, ext.size, ext.root)
         note = sign_checkpoint(checkpoint, [signer, *extra_signers])
         store.write_entries(batch)
@@ -517,54 +541,104 @@ class _Entries(Sequence[LedgerEntry]):
 
 
 class _TileCache:
-    """Recently read *full* tiles (immutable once full), least recently used first out.
+    """Tiles with their inner nodes, for proofs (never used by the audit: it reads storage).
 
-    Used by proofs only, never by the audit: it reads storage itself.
+    Full tiles never change: the ``capacity`` most recently used are kept.  A
+    partial tile only grows: the latest one read of each level is kept, so the
+    inner nodes of the next, wider read are extended, not recomputed.
     """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._tiles: OrderedDict[TileKey, StoredTile] = OrderedDict()
+        self._partial: dict[int, tuple[int, StoredTile]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: TileKey) -> StoredTile | None:
+    def get(self, key: TileKey, width: int = TILE_WIDTH) -> StoredTile | None:
+        """The cached tile ``key`` if it has at least ``width`` hashes."""
         with self._lock:
             tile = self._tiles.get(key)
             if tile is not None:
                 self._tiles.move_to_end(key)
-            return tile
+                return tile
+            got = self._partial.get(key[0])
+        if got is not None and got[0] == key[1] and len(got[1].hashes) >= width * HASH_SIZE:
+            return got[1]
+        return None
 
-    def put(self, key: TileKey, tile: StoredTile) -> None:
-        if self._capacity <= 0 or len(tile.hashes) != TILE_WIDTH * HASH_SIZE:
-            return
+    def add(self, key: TileKey, hashes: bytes) -> StoredTile:
+        """``hashes`` (as read) with their inner nodes; cached."""
+        if len(hashes) == _FULL:
+            tile = StoredTile(hashes, tile_nodes(hashes))
+            if self._capacity > 0:
+                with self._lock:
+                    self._tiles[key] = tile
+                    self._tiles.move_to_end(key)
+                    while len(self._tiles) > self._capacity:
+                        self._tiles.popitem(last=False)
+            return tile
         with self._lock:
-            self._tiles[key] = tile
-            self._tiles.move_to_end(key)
-            while len(self._tiles) > self._capacity:
-                self._tiles.popitem(last=False)
+            got = self._partial.get(key[0])
+        if got is not None and got[0] == key[1] and hashes.startswith(got[1].hashes):
+            old = got[1]
+            if len(old.hashes) == len(hashes):
+                return old
+            tile = StoredTile(hashes, extend_nodes(hashes, len(old.hashes) // HASH_SIZE,
+                                                   old.nodes))
+        else:
+            tile = StoredTile(hashes, tile_nodes(hashes))
+        with self._lock:
+            self._partial[key[0]] = (key[1], tile)
+        return tile
+
+
+_FULL = TILE_WIDTH * HASH_SIZE
 
 
 class _CachedTiles:
-    """A tile reader: full tiles from the cache, the rest from the store."""
+    """A tile reader for proofs: full tiles from the cache, the rest from the store.
+
+    The partial level-0 tile (not stored) is read from the entries' leaf hashes.
+    """
 
     def __init__(self, store: Store, cache: _TileCache) -> None:
         self._store = store
         self._cache = cache
 
     def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, StoredTile]:
+        return self.read_tiles_covering(dict.fromkeys(keys, TILE_WIDTH))
+
+    def read_tiles_covering(self, need: Mapping[TileKey, int]) -> Mapping[TileKey, StoredTile]:
+        """Tiles ``need`` with at least ``need[key]`` hashes each (if stored).
+
+        A partial tile read before serves any proof that needs no more of it
+        than was read: stored hashes never change.
+        """
         out: dict[TileKey, StoredTile] = {}
         missing: list[TileKey] = []
-        for key in keys:
-            tile = self._cache.get(key)
+        get = self._cache.get
+        for key, width in need.items():
+            tile = get(key, width)
             if tile is None:
                 missing.append(key)
             else:
                 out[key] = tile
         if missing:
-            for key, tile in self._store.read_tiles(missing).items():
-                out[key] = tile
-                self._cache.put(key, tile)
+            for key, hashes in read_tile_hashes(self._store, missing).items():
+                out[key] = self._cache.add(key, hashes)
         return out
+
+
+def read_tile_hashes(store: Store, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+    """The hashes of tiles ``keys``: stored tiles, and a level-0 tile that is not stored
+    full (the partial one) from the entries' leaf hashes."""
+    out = {key: t.hashes for key, t in store.read_tiles(keys).items()}
+    for key in keys:
+        if key[0] == 0 and len(out.get(key, b"")) < _FULL:
+            leaves = store.read_leaf_hashes(key[1] * TILE_WIDTH, (key[1] + 1) * TILE_WIDTH)
+            if len(leaves) > len(out.get(key, b"")):
+                out[key] = leaves
+    return out
 
 
 def _signed(row: CheckpointRow) -> SignedCheckpoint:

@@ -34,6 +34,7 @@ from ledger_adapter.note import Ed25519Signer
 from ledger_adapter.tile import StoredTile, TileKey
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 __all__ = ["MemoryLedger"]
@@ -97,6 +98,14 @@ class _MemStore:
         rows.extend(r for r in self._entries if start <= r.idx < stop)
         return rows
 
+    def read_leaf_hashes(self, start: int, stop: int) -> bytes:
+        out = []
+        for i, row in enumerate(self.read_entries(start, stop), start):
+            if row.idx != i:
+                break
+            out.append(row.leaf_hash)
+        return b"".join(out)
+
     def scan_entries(self, start: int, stop: int) -> list[ScannedEntry]:
         return [r[:6] for r in self.read_entries(start, stop)]
 
@@ -132,8 +141,8 @@ class _MemStore:
     def write_entries(self, batch: EntryBatch) -> None:
         self._entries.extend(batch.rows())
 
-    def write_tiles(self, tiles: Mapping[TileKey, StoredTile]) -> None:
-        self._tiles.update(tiles)
+    def write_tiles(self, tiles: Mapping[TileKey, bytes]) -> None:
+        self._tiles.update((k, StoredTile(h, b"")) for k, h in tiles.items())
 
     def write_checkpoint(self, row: CheckpointRow) -> None:
         if row.size in self._checkpoints or row.size in self._data.checkpoints:
@@ -181,7 +190,13 @@ class MemoryLedger(TiledLog):
             yield _MemStore(self._data)
 
     @contextmanager
-    def _write(self, session: Session | None) -> Iterator[_MemStore]:
+    def _write(self, session: Session | Connection | None) -> Iterator[_MemStore]:
+        if session is not None:
+            from sqlalchemy import Connection as _Connection
+
+            if isinstance(session, _Connection):
+                raise StoreError("a memory ledger joins a Session's transaction, not a "
+                                 "Connection's", code="wrong_database")
         with self._lock:
             if session is None:
                 if self._pending is not None:

@@ -19,6 +19,7 @@ from ledger_adapter.note import Ed25519Signer
 from ledger_adapter.record import Record, encode_leaf
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 __all__ = [
@@ -105,7 +106,9 @@ class Ledger(Protocol):
     ``session``: the change joins that session's transaction, so it commits
     or rolls back with the caller's own writes (a transition is never
     committed without its entry, and no entry survives a rolled-back
-    transition).  Without a session the ledger commits on its own.
+    transition).  Without a session the ledger commits on its own.  A SQL
+    ledger also accepts a ``Connection`` in a transaction (what the engine's
+    writer holds: no Session to build per step).
     """
 
     @property
@@ -113,7 +116,7 @@ class Ledger(Protocol):
         """The log's name: the checkpoint origin line and its key name."""
         ...
 
-    def append(self, records: Sequence[Record], session: Session | None = None
+    def append(self, records: Sequence[Record], session: Session | Connection | None = None
                ) -> Sequence[LedgerEntry]:
         """Log ``records`` in order, as one batch with one signed checkpoint.
 
@@ -152,13 +155,13 @@ class Ledger(Protocol):
         """Every log key ever used, with its validity range (publish these)."""
         ...
 
-    def rotate_key(self, new_signer: Ed25519Signer, session: Session | None = None,
+    def rotate_key(self, new_signer: Ed25519Signer, session: Session | Connection | None = None,
                    at: dt.datetime | None = None) -> LedgerEntry:
         """Log a key rotation; its checkpoint is signed by the old and the new key."""
         ...
 
     def add_cosignatures(self, size: int, signature_lines: bytes,
-                         session: Session | None = None) -> None:
+                         session: Session | Connection | None = None) -> None:
         """Store witness cosignature lines for the checkpoint of ``size`` leaves."""
         ...
 

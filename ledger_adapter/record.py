@@ -169,7 +169,9 @@ def format_instant(t: dt.datetime) -> str:
     """The canonical UTC instant: ``2025-03-01T09:30:00Z`` (microseconds if non-zero)."""
     if t.tzinfo is None:
         raise FormatError("an instant must be timezone-aware (UTC)", code=_CODE)
-    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if t.tzinfo is not dt.UTC:
+        t = t.astimezone(dt.UTC)
+    return t.isoformat().replace("+00:00", "Z")
 
 
 def _check_body(kind: str, body: str, pairs: Sequence[tuple[str, str]] | None = None
@@ -297,16 +299,26 @@ def make_record(kind: str, values: Mapping[str, object]) -> Record:
     if schema is None:
         raise FormatError(f"unknown record kind {kind!r}; kinds are {', '.join(KINDS)}",
                           code=_CODE)
-    extra = set(values) - {name for name, _ in schema}
-    if extra:
-        raise FormatError(f"{kind} record: unknown field(s) {', '.join(sorted(extra))}",
-                          code=_CODE)
+    if len(values) != len(schema):
+        _refuse_extra(kind, values)
+    try:
+        return _make(kind, schema, values)
+    except FormatError:
+        _refuse_extra(kind, values)  # an unknown field is named first, as ever
+        raise
+
+
+def _make(kind: str, schema: tuple[tuple[str, _Spec], ...], values: Mapping[str, object]
+          ) -> Record:
     out: list[tuple[str, str]] = []
     for name, spec in schema:
-        if name not in values:
-            raise FormatError(f"{kind} record: missing field {name!r}", code=_CODE)
-        raw = values[name]
-        if isinstance(raw, dt.datetime):
+        try:
+            raw = values[name]
+        except KeyError:
+            raise FormatError(f"{kind} record: missing field {name!r}", code=_CODE) from None
+        if isinstance(raw, str):  # (never a datetime, int or bytes: tested first, the usual)
+            text = raw
+        elif isinstance(raw, dt.datetime):
             text = format_instant(raw)
         elif isinstance(raw, bool):
             raise FormatError(f"{kind} record: field {name!r} cannot be a boolean", code=_CODE)
@@ -314,13 +326,26 @@ def make_record(kind: str, values: Mapping[str, object]) -> Record:
             text = str(raw)
         elif isinstance(raw, bytes) and spec is FieldType.DIGEST:
             text = raw.hex()
-        elif isinstance(raw, str):
-            text = raw
         else:
             raise FormatError(f"{kind} record: field {name!r} has unsupported type "
                               f"{type(raw).__name__}", code=_CODE)
         out.append((name, text))
-    return Record(kind, tuple(out))
+    # The fields are the schema's, in order: only their values need the check that
+    # Record.__post_init__ makes.
+    body = "".join([f"{k} {v}\n" for k, v in out])
+    _check_body(kind, body, out)
+    record = object.__new__(Record)
+    object.__setattr__(record, "kind", kind)
+    object.__setattr__(record, "fields", tuple(out))
+    object.__setattr__(record, "_bytes", f"{_PREFIX}{kind}\n{body}".encode())
+    return record
+
+
+def _refuse_extra(kind: str, values: Mapping[str, object]) -> None:
+    extra = set(values) - set(_NAMES[kind])
+    if extra:
+        raise FormatError(f"{kind} record: unknown field(s) {', '.join(sorted(extra))}",
+                          code=_CODE)
 
 
 def encode_leaf(record: Record, salt: bytes) -> bytes:

@@ -12,8 +12,11 @@ Tables (``TABLES``; in the engine's store created by its Alembic revision
                         bytes each, never published), leaf_hashes, created_at.
 ``ledger_tiles``        level, idx, width, hashes, nodes: the Merkle tree as C2SP tlog-tiles
                         (``hashes``: 256 hashes of 32 bytes per full tile; the rightmost tile
-                        of each level grows in place) and each tile's inner nodes, so that
-                        any proof reads a few rows and hashes nothing.
+                        of each level >= 1 grows in place; the rightmost level-0 tile is not
+                        stored: its hashes are the entries' leaf hashes).  ``nodes`` is
+                        written empty: proofs compute a tile's inner nodes and keep those of
+                        recently used tiles in memory (rows written before 2026-11-22 have
+                        them, and a stored partial level-0 tile; both stay valid).
 ``ledger_checkpoints``  size, root, note (the signed checkpoint note, UTF-8), cosignatures
                         (witness signature lines added later), created_at.  One per batch.
 ``ledger_keys``         key_id (8 hex), name, public_key, valid_from, valid_to (NULL while
@@ -35,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import sqlite3
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -156,7 +160,7 @@ class LedgerTile(LedgerBase):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     width: Mapped[int] = mapped_column(SmallInteger)
     hashes: Mapped[bytes] = mapped_column(LargeBinary)  # the C2SP tile
-    nodes: Mapped[bytes] = mapped_column(LargeBinary)  # its inner nodes (tile.tile_nodes)
+    nodes: Mapped[bytes] = mapped_column(LargeBinary)  # b"" (older rows: tile.tile_nodes)
 
 
 class LedgerCheckpoint(LedgerBase):
@@ -257,6 +261,7 @@ def record_kind_instance(record: bytes) -> tuple[str, str | None]:
 
 
 _UTC_INSTANT = UTCInstant()
+_SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 @functools.cache
@@ -310,12 +315,18 @@ class _SqlStore:
         self._dialect = conn.dialect
         self._pg = conn.dialect.name == "postgresql"
         self._ph = "%s" if self._pg else "?"
+        self._last_ts: tuple[dt.datetime, Any] | None = None
 
     def _ts(self, value: dt.datetime) -> Any:
         """``value`` as the driver receives it for a ``UTCInstant`` column."""
+        last = self._last_ts
+        if last is not None and last[0] is value:  # an append's entries and checkpoint
+            return last[1]
         bound = _UTC_INSTANT.process_bind_param(value, self._dialect)
         proc = _bind_processor(self._dialect)
-        return proc(bound) if proc is not None else bound
+        out = proc(bound) if proc is not None else bound
+        self._last_ts = (value, out)
+        return out
 
     # The statements of an append and the reads of a proof go straight to the driver:
     # each is one small statement, and SQLAlchemy's statement machinery would cost
@@ -342,7 +353,13 @@ class _SqlStore:
 
     # reads
     def lock_head(self) -> Head | None:
-        # An UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) at once.
+        # An UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) at once; with
+        # RETURNING (SQLite >= 3.35) it reads the row too.
+        if self._pg or _SQLITE_RETURNING:
+            rows = self._query("UPDATE ledger_head SET size = size WHERE id = 1 "
+                               "RETURNING origin, size, root, key_id")
+            return None if not rows else Head(rows[0][0], rows[0][1], bytes(rows[0][2]),
+                                              rows[0][3])
         self._exec("UPDATE ledger_head SET size = size WHERE id = 1")
         return self.read_head()
 
@@ -366,9 +383,27 @@ class _SqlStore:
         ph = self._ph
         where = " OR ".join([f"(level = {ph} AND idx = {ph})"] * len(keys))
         params = tuple(x for key in keys for x in key)
-        rows = self._query(f"SELECT level, idx, hashes, nodes FROM ledger_tiles WHERE {where}",
-                           params)
-        return {(r[0], r[1]): StoredTile(bytes(r[2]), bytes(r[3])) for r in rows}
+        rows = self._query(f"SELECT level, idx, hashes FROM ledger_tiles WHERE {where}", params)
+        return {(r[0], r[1]): StoredTile(bytes(r[2]), b"") for r in rows}
+
+    def read_leaf_hashes(self, start: int, stop: int) -> bytes:
+        ph = self._ph
+        rows = self._query(f"SELECT idx, width, leaf_hashes FROM ledger_entries WHERE idx > {ph} "
+                           f"AND idx < {ph} ORDER BY idx", (start - RUN_WIDTH, stop))
+        out = []
+        at = start
+        for idx, width, hashes in rows:
+            end = min(stop, idx + width)
+            if end <= at:
+                continue  # a run before ``start``
+            if idx > at:
+                break  # a gap
+            part = bytes(hashes)[(at - idx) * HASH_SIZE:(end - idx) * HASH_SIZE]
+            out.append(part[:len(part) - len(part) % HASH_SIZE])
+            if len(part) != (end - at) * HASH_SIZE:
+                break  # a short column: as far as it goes
+            at = end
+        return b"".join(out)
 
     def _runs(self, start: int, stop: int, created: bool) -> list[Any]:
         # A run holds at most RUN_WIDTH entries, so the runs that overlap [start, stop)
@@ -457,16 +492,18 @@ class _SqlStore:
             driver.executemany(f"INSERT INTO ledger_entries ({cols}) VALUES "
                                f"({', '.join(['?'] * 7)})", [(*run, created) for run in runs])
 
-    def write_tiles(self, tiles: Mapping[TileKey, StoredTile]) -> None:
+    def write_tiles(self, tiles: Mapping[TileKey, bytes]) -> None:
         if not tiles:
             return
+        # ``nodes`` is written empty (the inner nodes are computed when proofs need them);
+        # a row written by an older version (with nodes) is replaced whole.
         ph = ", ".join([self._ph] * 5)
         self._exec(
             f"INSERT INTO ledger_tiles (level, idx, width, hashes, nodes) VALUES ({ph}) "
             "ON CONFLICT (level, idx) DO UPDATE SET width = excluded.width, "
             "hashes = excluded.hashes, nodes = excluded.nodes",
-            [(lv, i, len(t.hashes) // HASH_SIZE, t.hashes, t.nodes)
-             for (lv, i), t in sorted(tiles.items())], many=True)
+            [(lv, i, len(h) // HASH_SIZE, h, b"") for (lv, i), h in sorted(tiles.items())],
+            many=True)
 
     def write_checkpoint(self, row: CheckpointRow) -> None:
         ph = ", ".join([self._ph] * 5)
@@ -522,9 +559,11 @@ class SqlLedger(TiledLog):
         return self._engine
 
     @contextmanager
-    def _write(self, session: Session | None) -> Iterator[_SqlStore]:
+    def _write(self, session: Session | Connection | None) -> Iterator[_SqlStore]:
         if session is not None:
-            conn = session.connection()
+            # A Connection is joined as it is (cheaper than a Session around it: an engine
+            # step appends inside its own transaction).
+            conn = session if isinstance(session, Connection) else session.connection()
             if conn.engine.url != self._engine.url:
                 raise StoreError("the session is bound to another database than the "
                                  "ledger's", code="wrong_database")

@@ -7,17 +7,18 @@ holds the Merkle Tree Hashes of full level-``L-1`` tiles, i.e. of
 255 hashes) and grows in place: a stored hash never changes, so a tile's data
 only ever gets longer, and a wider copy serves every narrower view of it.
 
-Beside each tile's hashes (exactly the C2SP tile) the store keeps its *inner
-nodes* (:func:`tile_nodes`): the 7 levels the tile spans between its hashes
-and the level above, which C2SP clients recompute.  Keeping them makes every
-stored hash a slice of one row, so a proof reads a few rows and hashes
-nothing; they are derived data, checked by the audit, and recomputed when
-absent.
+Only the tiles are stored, as C2SP serves them: a tile's *inner nodes*
+(:func:`tile_nodes`, the 7 levels it spans between its hashes and the level
+above) are computed when a proof needs them, and the ledger keeps those of
+recently used tiles in memory.  The partial level-0 tile is not stored at all:
+its hashes are the leaf hashes of the entries since the last full tile, which
+the entries' rows hold; it is read from them.
 
 :class:`TileHashReader` turns tiles into a :class:`~ledger_adapter.merkle.HashReader`,
 so any proof reads a handful of tiles: O(log n) work.  :func:`extend` computes
 the tiles that change when a batch of leaves is appended, from the right edge
-of the tree only (one partial tile per level).
+of the tree only (:class:`Edge`: one partial tile per level and the roots of
+the perfect subtrees on the edge), hashing about one node per leaf.
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ from ledger_adapter.errors import StoreError
 from ledger_adapter.merkle import EMPTY_ROOT, HASH_SIZE, split_stored_hash_index
 
 __all__ = [
+    "EMPTY_EDGE",
     "TILE_HEIGHT",
     "TILE_WIDTH",
+    "Edge",
     "Extension",
     "StoredTile",
     "TileHashReader",
     "TileKey",
     "TileReader",
+    "edge_from_tiles",
     "edge_keys",
     "edge_root",
     "extend",
@@ -57,7 +61,7 @@ TileKey = tuple[int, int]
 
 
 class StoredTile(NamedTuple):
-    """A stored tile: its hashes (the C2SP tile) and its inner nodes (``b""`` if unknown)."""
+    """A tile: its hashes (the C2SP tile) and its inner nodes (``b""`` if not computed)."""
 
     hashes: bytes
     nodes: bytes
@@ -169,8 +173,15 @@ class TileHashReader:
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         plan = [_locate(i) for i in indexes]
-        keys = sorted({key for key, _, _ in plan})
-        data = self._tiles.read_tiles(keys)
+        covering = getattr(self._tiles, "read_tiles_covering", None)
+        if covering is not None:  # a reader that can serve a narrower cached partial tile
+            need: dict[TileKey, int] = {}
+            for key, _, end in plan:
+                if need.get(key, 0) < end:
+                    need[key] = end
+            data = covering(need)
+        else:
+            data = self._tiles.read_tiles(sorted({key for key, _, _ in plan}))
         out: list[bytes] = []
         for key, start, end in plan:
             stored = data.get(key)
@@ -260,52 +271,108 @@ def edge_root(size: int, edge: Mapping[int, bytes], nodes: Mapping[int, bytes] |
 
 
 @dataclass(frozen=True, slots=True)
-class Extension:
-    """What appending a batch changes: every tile to write, the new edge and root."""
+class Edge:
+    """The right edge of a tree of ``size`` leaves: all that appending needs.
+
+    ``tiles[level]``: the hashes of that level's partial tile (levels whose
+    partial tile is empty are left out); ``frontier[height]``: the hash of the
+    perfect subtree of ``2**height`` leaves on the right edge, one for each
+    bit set in ``size`` (RFC 9162 §2.1.1: the tree is their right fold).
+    """
 
     size: int
-    tiles: dict[TileKey, StoredTile]  # new content of each changed tile (full or partial)
-    edge: dict[int, StoredTile]  # partial tiles of the new tree, by level
+    tiles: dict[int, bytes]
+    frontier: dict[int, bytes]
+
+    def root(self) -> bytes:
+        """MTH(D[0:size])."""
+        if not self.frontier:
+            return EMPTY_ROOT
+        heights = sorted(self.frontier)  # smallest (rightmost) first
+        h = self.frontier[heights[0]]
+        sha = _sha256
+        for height in heights[1:]:
+            h = sha(b"\x01" + self.frontier[height] + h).digest()
+        return h
+
+
+#: the edge of the empty tree
+EMPTY_EDGE = Edge(0, {}, {})
+
+
+def edge_from_tiles(size: int, tiles: Mapping[int, bytes]) -> Edge:
+    """The edge of a tree of ``size`` leaves from its partial tiles (``tiles[level]``).
+
+    Each perfect subtree on the right edge lies in one partial tile: it is
+    hashed from that tile's hashes (at most 255 node hashes per level).
+    Raises :class:`StoreError` if a tile has the wrong width.
+    """
+    _check_edge(size, tiles)
+    frontier: dict[int, bytes] = {}
+    for level in range(_levels(size)):
+        data = tiles.get(level, b"")
+        width = len(data) // HASH_SIZE
+        offset = 0
+        for bit in range(TILE_HEIGHT - 1, -1, -1):
+            if width >> bit & 1:
+                frontier[TILE_HEIGHT * level + bit] = _perfect_root(data, offset,
+                                                                    offset + (1 << bit))
+                offset += 1 << bit
+    return Edge(size, {lv: d for lv, d in tiles.items() if d}, frontier)
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """What appending a batch changes: the tiles to store, the new edge and root.
+
+    ``tiles`` holds every tile that fills and the partial tile of each level
+    >= 1 that grows; the partial level-0 tile is not in it (nor stored): its
+    hashes are the entries' leaf hashes, which the entries' rows hold.
+    """
+
+    size: int
+    tiles: dict[TileKey, bytes]
+    edge: Edge
     root: bytes
 
 
-def extend(size: int, edge: Mapping[int, StoredTile], leaf_hashes: Sequence[bytes]
-           ) -> Extension:
-    """Append ``leaf_hashes`` to a tree of ``size`` leaves whose partial tiles are ``edge``.
+def extend(edge: Edge, leaf_hashes: Sequence[bytes]) -> Extension:
+    """Append ``leaf_hashes`` to the tree whose right edge is ``edge``.
 
-    Only the right edge is needed: a full tile is hashed once, when it fills,
-    and its hash joins the partial tile of the level above.  Each leaf costs
-    about two node hashes in all (one for the tree, one for the inner nodes
-    kept with the tiles).
+    The batch is merged into the frontier height by height (a compact range):
+    every new node is hashed once, about one node hash per leaf, and the new
+    nodes at heights 0, 8, 16, ... are the new hashes of tile levels 0, 1, 2, ...
     """
-    _check_edge(size, {lv: t.hashes for lv, t in edge.items()})
-    tiles: dict[TileKey, StoredTile] = {}
-    new_edge: dict[int, StoredTile] = {lv: t for lv, t in edge.items() if t.hashes}
-    incoming = b"".join(leaf_hashes)
-    if len(incoming) != len(leaf_hashes) * HASH_SIZE:
+    size = edge.size
+    frontier = dict(edge.frontier)
+    partial = dict(edge.tiles)
+    tiles: dict[TileKey, bytes] = {}
+    cur = list(leaf_hashes)
+    if any(len(h) != HASH_SIZE for h in cur):
         raise StoreError("every leaf hash must be 32 bytes", code="bad_leaf")
-    level = 0
-    while incoming:
-        count = size >> (TILE_HEIGHT * level)  # hashes at this level before the batch
-        old = new_edge.pop(level, StoredTile(b"", b""))
-        old_width = len(old.hashes) // HASH_SIZE
-        data = old.hashes + incoming
-        first_tile = count >> TILE_HEIGHT
-        full = len(data) // _FULL
-        roots: list[bytes] = []
-        for i in range(full):
-            chunk = data[i * _FULL:(i + 1) * _FULL]
-            nodes = (extend_nodes(chunk, old_width, old.nodes) if i == 0
-                     else tile_nodes(chunk))
-            tiles[(level, first_tile + i)] = StoredTile(chunk, nodes)
-            roots.append(nodes[-HASH_SIZE:])
-        rest = data[full * _FULL:]
-        if rest:
-            nodes = extend_nodes(rest, old_width, old.nodes) if full == 0 else tile_nodes(rest)
-            tiles[(level, first_tile + full)] = new_edge[level] = StoredTile(rest, nodes)
-        incoming = b"".join(roots)
-        level += 1
-    new_size = size + len(leaf_hashes)
-    return Extension(new_size, tiles, new_edge,
-                     edge_root(new_size, {lv: t.hashes for lv, t in new_edge.items()},
-                               {lv: t.nodes for lv, t in new_edge.items()}))
+    sha = _sha256
+    height = 0
+    while cur:
+        level, inner = divmod(height, TILE_HEIGHT)
+        if not inner:
+            # cur: the new hashes of tile level `level`, from index size >> height on
+            count = size >> height
+            data = partial.pop(level, b"") + b"".join(cur)
+            first = count >> TILE_HEIGHT
+            full = len(data) // _FULL
+            for i in range(full):
+                tiles[(level, first + i)] = data[i * _FULL:(i + 1) * _FULL]
+            rest = data[full * _FULL:]
+            if rest:
+                partial[level] = rest
+                if level:
+                    tiles[(level, first + full)] = rest
+        if size >> height & 1:  # the left sibling of the first new node is on the edge
+            cur.insert(0, frontier.pop(height))
+        n = len(cur)
+        if n & 1:
+            frontier[height] = cur[-1]
+        cur = [sha(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, n - 1, 2)]
+        height += 1
+    new = Edge(size + len(leaf_hashes), partial, frontier)
+    return Extension(new.size, tiles, new, new.root())

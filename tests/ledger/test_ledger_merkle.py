@@ -78,27 +78,30 @@ class DictTiles:
         return {k: self.tiles[k] for k in keys if k in self.tiles}
 
 
-def build(data: Sequence[bytes], batches: Sequence[int]) -> tuple[DictTiles, bytes]:
-    """Append ``data``'s leaves in batches of the given sizes; return tiles and root."""
+def build(data: Sequence[bytes], batches: Sequence[int], partial0: bool = True
+          ) -> tuple[DictTiles, bytes]:
+    """Append ``data``'s leaves in batches of the given sizes; return tiles and root.
+
+    ``partial0``: add the partial level-0 tile (which the ledger reads from its entries)."""
     store = DictTiles()
-    size, edge, root = 0, {}, merkle.EMPTY_ROOT
+    edge, root = tile.EMPTY_EDGE, merkle.EMPTY_ROOT
     i = 0
     leaves = [merkle.leaf_hash(x) for x in data]
-    sizes = [*list(batches), len(data)]
-    for b in sizes:
+    for b in [*list(batches), len(data)]:
         chunk = leaves[i:i + max(b, 0)] if b else []
         if not chunk:
             continue
-        ext = tile.extend(size, edge, chunk)
-        store.tiles.update(ext.tiles)
-        size, edge, root = ext.size, ext.edge, ext.root
+        ext = tile.extend(edge, chunk)
+        assert all(lv > 0 or len(h) == 8192 for (lv, _), h in ext.tiles.items())
+        store.tiles.update((k, tile.StoredTile(h, b"")) for k, h in ext.tiles.items())
+        edge, root = ext.edge, ext.root
+        assert root == merkle.root(leaves[:edge.size])
+        assert tile.edge_from_tiles(edge.size, edge.tiles) == edge
         i += len(chunk)
         if i >= len(data):
             break
-    if i < len(data):
-        ext = tile.extend(size, edge, leaves[i:])
-        store.tiles.update(ext.tiles)
-        root = ext.root
+    if partial0 and edge.size % 256:
+        store.tiles[(0, edge.size // 256)] = tile.StoredTile(edge.tiles[0], b"")
     return store, root
 
 
@@ -229,11 +232,12 @@ def test_tile_paths_follow_c2sp() -> None:
     # "a tree of size 70,000 will be represented by 273 full level 0 tiles, one partial
     # level 0 tile of width 112, one full level 1 tile, one partial level 1 tile of width
     # 17, and one partial level 2 tile of width 1"
-    store, _ = build([i.to_bytes(4, "big") for i in range(70_000)], [])
+    store, _ = build([i.to_bytes(4, "big") for i in range(70_000)], [], partial0=False)
     widths = {k: len(v.hashes) // 32 for k, v in store.tiles.items()}
     assert sum(1 for (lv, _), w in widths.items() if lv == 0 and w == 256) == 273
-    assert widths[(0, 273)] == 112 and widths[(1, 0)] == 256 and widths[(1, 1)] == 17
-    assert widths[(2, 0)] == 1 and len(widths) == 273 + 4
+    # (the partial level-0 tile is not stored: the entries hold its hashes)
+    assert (0, 273) not in widths and widths[(1, 0)] == 256 and widths[(1, 1)] == 17
+    assert widths[(2, 0)] == 1 and len(widths) == 273 + 3
     assert tile.edge_keys(70_000) == [(0, 273), (1, 1), (2, 0)]
 
 

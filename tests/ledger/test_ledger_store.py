@@ -86,6 +86,26 @@ def test_every_proof_verifies(backend: Backend) -> None:
         ledger.inclusion_proof(0, sizes[-1] + 1)
 
 
+def test_proofs_between_appends_verify(backend: Backend) -> None:
+    """Proofs at the latest size while the log grows: the partial tiles a proof read (and
+    keeps in memory) serve later proofs only as far as they were read."""
+    ledger = backend.make()
+    rng = random.Random(11)
+    sizes: list[int] = []
+    for n in [1, 1, 3, 250, 1, 1, 260, 7, 65_536 - 524, 1, 300]:
+        sizes.extend(_batches(ledger, [n], start=sizes[-1] if sizes else 0))
+        size = sizes[-1]
+        root = ledger.checkpoint().root
+        for index in {0, size - 1, rng.randrange(size), size // 2}:
+            merkle.verify_inclusion(ledger.entry(index).leaf_hash, index, size,
+                                    ledger.inclusion_proof(index, size), root)
+        if len(sizes) > 1:
+            old = sizes[-2]
+            merkle.verify_consistency(old, size, ledger.consistency_proof(old, size),
+                                      ledger.checkpoint_at(old).root, root)
+    assert ledger.audit().ok
+
+
 def test_receipts_verify_offline(backend: Backend) -> None:
     ledger = backend.make()
     sizes = _batches(ledger, [10, 300, 5])

@@ -11,11 +11,16 @@ from typing import Any
 import pytest
 from ledger_support import Backend, seeded_signer, sql_edit_entry, sql_get_entry, transition
 
+from ledger_adapter import merkle
 from ledger_adapter.log import TiledLog
 from ledger_adapter.memory import MemoryLedger
 from ledger_adapter.note import sign_note
+from ledger_adapter.sql import SqlLedger
+from ledger_adapter.tile import StoredTile
 
-SIZES = (300, 300, 100)  # checkpoints at 300, 600, 700; tiles (0,0) (0,1) (0,2.p) (1,0.p)
+# checkpoints at 300, 600, 700; tiles (0,0) (0,1) (1,0.p); entries 512-699 are the partial
+# level-0 tile, which is not stored (their leaf_hash column holds its hashes)
+SIZES = (300, 300, 100)
 
 
 class Tamper:
@@ -144,6 +149,11 @@ def change_record(t: Tamper) -> None:
     t.entry(417, record=bytes(row[0]).replace(b"seq 417", b"seq 418"))
 
 
+def change_record_past_the_last_full_tile(t: Tamper) -> None:
+    row = t.get_entry(650)
+    t.entry(650, record=bytes(row[0]).replace(b"seq 650", b"seq 651"))
+
+
 def change_record_noncanonically(t: Tamper) -> None:
     row = t.get_entry(417)
     t.entry(417, record=bytes(row[0]).replace(b"seq 417", b"seq 0417"))
@@ -154,7 +164,42 @@ def change_salt(t: Tamper) -> None:
 
 
 def change_leaf_hash(t: Tamper) -> None:
+    t.entry(450, leaf_hash=b"\x07" * 32)
+
+
+def change_leaf_hash_past_the_last_full_tile(t: Tamper) -> None:
+    """Entries 512-699 have no stored tile (their hashes are the leaf_hash column)."""
     t.entry(650, leaf_hash=b"\x07" * 32)
+
+
+def as_an_older_version_stored(t: Tamper) -> None:
+    """Tiles as versions before 2026-11-22 stored them: with their inner nodes, and the
+    partial level-0 tile (here of 100 hashes, as if 88 entries had been appended since)."""
+    from ledger_adapter.tile import tile_nodes
+
+    leaves = b"".join(e.leaf_hash for e in t.ledger.entries(512, 612))
+    if t.mem is not None:
+        for key, stored in list(t.mem.tiles.items()):
+            t.mem.tiles[key] = stored._replace(nodes=tile_nodes(stored.hashes))
+        t.mem.tiles[(0, 2)] = StoredTile(leaves, tile_nodes(leaves))
+        return
+    from sqlalchemy import text
+
+    with t.b.engine.begin() as conn:
+        for level, idx, data in conn.execute(text("SELECT level, idx, hashes FROM ledger_tiles")
+                                             ).all():
+            conn.execute(text("UPDATE ledger_tiles SET nodes = :n WHERE level = :l AND "
+                              "idx = :i"), {"n": tile_nodes(bytes(data)), "l": level, "i": idx})
+        conn.execute(text("INSERT INTO ledger_tiles (level, idx, width, hashes, nodes) VALUES "
+                          "(0, 2, 100, :h, :n)"), {"h": leaves, "n": tile_nodes(leaves)})
+
+
+def older_version(change: Callable[[Tamper], None]) -> Callable[[Tamper], None]:
+    def both(t: Tamper) -> None:
+        as_an_older_version_stored(t)
+        change(t)
+
+    return both
 
 
 def rewrite_entry_everywhere(t: Tamper) -> None:
@@ -187,7 +232,11 @@ CASES: list[tuple[str, Callable[[Tamper], None], str, str]] = [
      "ledger_entries[index=417].record"),
     ("salt", change_salt, "entry.content_altered", "ledger_entries[index=12]"),
     ("leaf hash", change_leaf_hash, "entry.leaf_hash_altered",
-     "ledger_entries[index=650].leaf_hash"),
+     "ledger_entries[index=450].leaf_hash"),
+    ("leaf hash past the last full tile", change_leaf_hash_past_the_last_full_tile,
+     "entry.leaf_hash_altered", "ledger_entries[index=650].leaf_hash"),
+    ("record past the last full tile", change_record_past_the_last_full_tile,
+     "entry.content_altered", "ledger_entries[index=650]"),
     ("kind", lambda t: t.entry(3, kind="deployment"), "entry.kind_mismatch",
      "ledger_entries[index=3].kind"),
     ("instance", lambda t: t.entry(3, instance_id="case-other"), "entry.instance_mismatch",
@@ -203,11 +252,16 @@ CASES: list[tuple[str, Callable[[Tamper], None], str, str]] = [
      "entry.record_malformed", "ledger_entries[index=300].record"),
     ("level-0 tile", lambda t: t.tile(0, 1, lambda d: flip_hash(d, 7)), "tile.hash_mismatch",
      "ledger_tiles[level=0,index=1]"),
-    ("partial tile", lambda t: t.tile(0, 2, lambda d: flip_hash(d, 0)), "tile.hash_mismatch",
+    ("partial tile (older version)",
+     older_version(lambda t: t.tile(0, 2, lambda d: flip_hash(d, 0))), "tile.hash_mismatch",
+     "ledger_tiles[level=0,index=2]"),
+    ("partial tile too wide (older version)",
+     older_version(lambda t: t.tile(0, 2, lambda d: d + d[:32 * 100])), "tile.width",
      "ledger_tiles[level=0,index=2]"),
     ("level-1 tile", lambda t: t.tile(1, 0, lambda d: flip_hash(d, 1)), "tile.hash_mismatch",
      "ledger_tiles[level=1,index=0]"),
-    ("tile inner nodes", lambda t: t.tile(0, 1, lambda d: flip_hash(d, 3), "nodes"),
+    ("tile inner nodes (older version)",
+     older_version(lambda t: t.tile(0, 1, lambda d: flip_hash(d, 3), "nodes")),
      "tile.nodes_mismatch", "ledger_tiles[level=0,index=1].nodes"),
     ("deleted tile", lambda t: t.tile(0, 0, None), "tile.missing",
      "ledger_tiles[level=0,index=0]"),
@@ -248,9 +302,33 @@ def test_the_audit_names_the_changed_row(backend: Backend, name: str,
     assert report.findings[0].location.startswith(location.split("[")[0]), report.text()
 
 
-def test_one_altered_record_is_one_finding_not_a_cascade(backend: Backend) -> None:
+def test_tiles_stored_by_an_older_version_pass_the_audit_and_serve_proofs(
+        backend: Backend) -> None:
+    """Inner nodes and a (stale) partial level-0 tile, as older versions stored them, are
+    checked and do not change what is served; appends go on from them."""
+    ledger, t = _ledger(backend)
+    size = ledger.size()
+    want = [ledger.inclusion_proof(i, size) for i in (0, 300, 511, 600, 699)]
+    as_an_older_version_stored(t)
+    # a new SqlLedger reads the tree's edge from storage (no cache)
+    again = (SqlLedger(ledger.engine, ledger.origin, seeded_signer())
+             if isinstance(ledger, SqlLedger) else ledger)
+    assert again.audit().ok, again.audit().text()
+    assert [again.inclusion_proof(i, size) for i in (0, 300, 511, 600, 699)] == want
+    again.append([transition(700 + k) for k in range(100)])  # fills tile (0, 2)
+    report = again.audit()
+    assert report.ok, report.text()
+    root = again.checkpoint().root
+    for i in (600, 767, 799):
+        merkle.verify_inclusion(again.entry(i).leaf_hash, i, 800,
+                                again.inclusion_proof(i, 800), root)
+
+
+@pytest.mark.parametrize("change", [change_record, change_record_past_the_last_full_tile])
+def test_one_altered_record_is_one_finding_not_a_cascade(
+        backend: Backend, change: Callable[[Tamper], None]) -> None:
     _, t = _ledger(backend)
-    change_record(t)
+    change(t)
     report = t.ledger.audit()
     assert [f.code for f in report.findings] == ["entry.content_altered"], report.text()
 
