@@ -161,6 +161,8 @@ class Program:
     anchor_events: frozenset[str]
     #: whether some expression reads a deadline's last day (``X.last_day``)
     reads_deadline_days: bool
+    #: event -> state -> ``transitions[(event, state)]`` (a lookup without a key tuple)
+    rules_by_event: Mapping[str, Mapping[str, tuple[CompiledTransition, ...]]]
 
 
 _UNITS = {u.value: u for u in PeriodUnit}
@@ -707,6 +709,11 @@ class _Compiler:
             op = e["op"]
             left, right = e["left"], e["right"]
             same_kind = {left["type"], right["type"]} != {"Int", "Decimal"}
+            if op in _COMPARISONS and left["type"] == right["type"] == "Money":
+                # Money's comparison methods compare the amounts of two Money values:
+                # compared here, without a method call (the operands are Money: typed)
+                return (f"({self.source(left, src)}.amount {op} "
+                        f"{self.source(right, src)}.amount)")
             if op in ("and", "or") or (op in _COMPARISONS and same_kind):
                 return f"({self.source(left, src)} {op} {self.source(right, src)})"
             if op in ("+", "-", "*") and e["type"] in ("Int", "Text") \
@@ -874,7 +881,17 @@ def compile_contract(contract: IR) -> Program:
                          for e in contract["events"]},
         anchor_events=frozenset(d.anchor_event for d in deadlines if d.anchor_event),
         reads_deadline_days=c.reads_deadline_days,
+        rules_by_event=_by_event(ordered),
     )
+
+
+def _by_event(transitions: Mapping[tuple[str, str], tuple[CompiledTransition, ...]]
+              ) -> dict[str, dict[str, tuple[CompiledTransition, ...]]]:
+    """``Program.rules_by_event``: the same transitions, grouped by event."""
+    grouped: dict[str, dict[str, tuple[CompiledTransition, ...]]] = {}
+    for (event, state), rules in transitions.items():
+        grouped.setdefault(event, {})[state] = rules
+    return grouped
 
 
 def _payload_parser(fields: list[IR], types: TypeTable) -> Callable[[object], Any]:
