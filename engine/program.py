@@ -358,6 +358,7 @@ def _by_terms(closure: Expr) -> Expr:
         cache[id(terms)] = (terms, value)
         return value
 
+    by_terms.cache = cache  # type: ignore[attr-defined]  # read in place: _Compiler.source
     return by_terms
 
 
@@ -720,7 +721,15 @@ class _Compiler:
                     and left["expr"] in _LEAVES and right["expr"] in _LEAVES:
                 # int and text arithmetic of plain values cannot fail: no fault to catch
                 return f"({self.source(left, src)} {op} {self.source(right, src)})"
-        return f"{src.bind(self.expr(e))}(f)"
+        closure = self.expr(e)
+        cache = getattr(closure, "cache", None) if kind == "call" else None
+        if cache is not None:
+            # a value of the terms alone (_by_terms): its usual hit read in place
+            src.uses.add("_t")
+            memo, fn = src.bind(cache), src.bind(closure)
+            return (f"(_h[1] if (_h := {memo}.get(id(_t))) is not None and _h[0] is _t "
+                    f"else {fn}(f))")
+        return f"{src.bind(closure)}(f)"
 
     def do(self, s: IR, src: _Source) -> tuple[str, int, list[tuple[str, str]]]:
         """Register the action site of a ``do``; its log tag, site and argument sources."""
