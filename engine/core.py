@@ -192,6 +192,11 @@ def _calendar_version(calendar: Calendar) -> str:
 #: looked up last, remembered only for a day of exactly 24 hours with one UTC offset
 #: (no clock change in it), where every instant in between falls on that day
 _DAY_SLOT: dict[str, tuple[dt.datetime, dt.datetime, dt.date]] = {}
+#: time zone -> the last few such days, newest first: a tick fires deadlines due on
+#: other days than its input's (e.g. a re-armed one already past), which would
+#: otherwise replace the slot and make the next input convert its instant again
+_DAY_RECENT: dict[str, tuple[tuple[dt.datetime, dt.datetime, dt.date], ...]] = {}
+_DAY_RECENT_MAX = 8
 _DAY = dt.timedelta(days=1)
 
 
@@ -201,12 +206,18 @@ def _local_day(instant: dt.datetime, timezone: str) -> dt.date:
     slot = _DAY_SLOT.get(timezone)
     if slot is not None and slot[0] <= instant < slot[1]:
         return slot[2]
+    recent = _DAY_RECENT.get(timezone, ())
+    for slot in recent:
+        if slot[0] <= instant < slot[1]:
+            _DAY_SLOT[timezone] = slot
+            return slot[2]
     zone = _zone(timezone)
     day = instant.astimezone(zone).date()
     start, end = _start_of_day_in(day, timezone), _end_of_day_in(day, timezone)
     if end - start == _DAY and start.astimezone(zone).utcoffset() == \
             (end - _TICK).astimezone(zone).utcoffset():
-        _DAY_SLOT[timezone] = (start, end, day)
+        slot = _DAY_SLOT[timezone] = (start, end, day)
+        _DAY_RECENT[timezone] = (slot, *recent[: _DAY_RECENT_MAX - 1])
     return day
 
 

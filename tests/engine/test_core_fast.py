@@ -151,3 +151,21 @@ def test_money_comparisons_and_terms_only_values_written_in_place() -> None:
     r = event(p, a.state, "pay", "payer", "2025-09-01 10:00", amount="4.00")
     r = event(p, r.state, "pay", "payer", "2025-09-01 11:00", amount="1.00")
     assert r.state.var("seen") == "eq+" and r.state.calendar_version == CAL.version
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "Europe/London"])
+def test_local_day_remembered_days_agree_with_the_zone_conversion(zone: str) -> None:
+    """The remembered day bounds (the last day and the last few) give the day the
+    zone conversion gives, also across clock changes and when inputs jump between
+    days (a tick firing a deadline due days earlier)."""
+    import random
+    from zoneinfo import ZoneInfo
+
+    from engine.core import _local_day
+
+    rng = random.Random(7)
+    base = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+    instants = [base + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 300)) for _ in range(3000)]
+    instants += [base + dt.timedelta(minutes=30 * k) for k in range(24 * 2 * 300)]
+    for instant in instants:
+        assert _local_day(instant, zone) == instant.astimezone(ZoneInfo(zone)).date()
