@@ -994,8 +994,10 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
     frame.now = now
     frame.calendar = calendar
     frame.payload = {}
-    frame.event_dates = dict(state.event_dates)
-    frame.event_payloads = {k: dict(v) for k, v in state.event_payloads}
+    # (a tick remembers no event: nothing on its path writes to the events' memory)
+    frame.event_dates = dict(state.event_dates) if state.event_dates else _NOTHING
+    frame.event_payloads = (
+        {k: dict(v) for k, v in state.event_payloads} if state.event_payloads else _NOTHING)
     frame.deadline_days = dict(state.deadline_days) if program.reads_deadline_days \
         else _NOTHING
     frame.entering = None
