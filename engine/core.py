@@ -172,10 +172,31 @@ def terms_mapping(terms: tuple[tuple[str, Value], ...]) -> dict[str, Value]:
     return mapping
 
 
+#: (calendar, its version text) of the calendar seen last: see _calendar_version
+_VERSION_SLOT: list[tuple[Calendar | None, str]] = [(None, "")]
+
+
+def _calendar_version(calendar: Calendar) -> str:
+    """``calendar.version``, remembered for the calendar seen last: the property
+    formats a new string on every call, and every step needs it (a calendar is
+    immutable; its version depends on its content alone)."""
+    slot = _VERSION_SLOT[0]  # one tuple: read at once, so never half of another's
+    if slot[0] is calendar:
+        return slot[1]
+    version = calendar.version
+    _VERSION_SLOT[0] = (calendar, version)
+    return version
+
+
 #: time zone -> (start, end, day): the UTC instants [start, end) of the local day
 #: looked up last, remembered only for a day of exactly 24 hours with one UTC offset
 #: (no clock change in it), where every instant in between falls on that day
 _DAY_SLOT: dict[str, tuple[dt.datetime, dt.datetime, dt.date]] = {}
+#: time zone -> the last few such days, newest first: a tick fires deadlines due on
+#: other days than its input's (e.g. a re-armed one already past), which would
+#: otherwise replace the slot and make the next input convert its instant again
+_DAY_RECENT: dict[str, tuple[tuple[dt.datetime, dt.datetime, dt.date], ...]] = {}
+_DAY_RECENT_MAX = 8
 _DAY = dt.timedelta(days=1)
 
 
@@ -185,12 +206,18 @@ def _local_day(instant: dt.datetime, timezone: str) -> dt.date:
     slot = _DAY_SLOT.get(timezone)
     if slot is not None and slot[0] <= instant < slot[1]:
         return slot[2]
+    recent = _DAY_RECENT.get(timezone, ())
+    for slot in recent:
+        if slot[0] <= instant < slot[1]:
+            _DAY_SLOT[timezone] = slot
+            return slot[2]
     zone = _zone(timezone)
     day = instant.astimezone(zone).date()
     start, end = _start_of_day_in(day, timezone), _end_of_day_in(day, timezone)
     if end - start == _DAY and start.astimezone(zone).utcoffset() == \
             (end - _TICK).astimezone(zone).utcoffset():
-        _DAY_SLOT[timezone] = (start, end, day)
+        slot = _DAY_SLOT[timezone] = (start, end, day)
+        _DAY_RECENT[timezone] = (slot, *recent[: _DAY_RECENT_MAX - 1])
     return day
 
 
@@ -298,7 +325,7 @@ class _Work:
     def __init__(self, program: Program, calendar: Calendar, state: InstanceState) -> None:
         self.program = program
         self.calendar = calendar
-        self.calendar_version = calendar.version
+        self.calendar_version = _calendar_version(calendar)
         self.original = state
         self.instance_id = state.instance_id
         self.state = state.state
@@ -719,22 +746,22 @@ class _Work:
 
 
 def _vars_after(names: tuple[str, ...], old: tuple[tuple[str, Value], ...],
-                values: Mapping[str, Value],
+                values: dict[str, Value],
                 set_names: Sequence[str]) -> tuple[tuple[str, Value], ...]:
     """The state's variables, in declaration order: ``values`` (the old ones changed
     only by the ``set`` of ``set_names``).  The pairs of the variables that kept their
     value object are reused from ``old`` when it is in declaration order already."""
-    if len(old) == len(names) and all(map(is_, map(_first, old), names)):
-        if not set_names:
-            return old
+    if len(old) != len(names) or not all(map(is_, map(_first, old), names)):
+        return tuple(zip(names, map(values.__getitem__, names), strict=True))
+    if set_names:
         pairs = list(old)
         for name in set_names:
             i = names.index(name)
             value = values[name]
             if pairs[i][1] is not value:
                 pairs[i] = (names[i], value)
-        return tuple(pairs)
-    return tuple(zip(names, map(values.__getitem__, names), strict=True))
+        old = tuple(pairs)
+    return old
 
 
 def _with_armed(e: Explanation, note: DeadlineNote) -> Explanation:
@@ -861,9 +888,15 @@ def _plain_event(program: Program, calendar: Calendar, state: InstanceState, inp
     at = inp.at
     current = state.state
     frame = _new_object(Frame)  # as _frame() makes it
-    frame.terms = terms_mapping(state.terms)
+    # terms_mapping and _local_day, their usual hits written in place (no call)
+    terms = state.terms
+    hit = _TERMS.get(id(terms))
+    frame.terms = hit[1] if hit is not None and hit[0] is terms else terms_mapping(terms)
     frame.vars = dict(state.vars)
-    frame.today = _local_day(at, calendar.timezone)
+    zone = calendar.timezone
+    day = _DAY_SLOT.get(zone)
+    frame.today = day[2] if day is not None and day[0] <= at < day[1] \
+        else _local_day(at, zone)
     frame.now = at
     frame.calendar = calendar
     frame.payload = payload
@@ -878,7 +911,7 @@ def _plain_event(program: Program, calendar: Calendar, state: InstanceState, inp
     frame.goto = None
     try:
         # _run_event_rule, in place: the first rule whose guard holds
-        for chosen in program.transitions.get((inp.name, current), ()):
+        for chosen in program.rules_by_event.get(inp.name, _NOTHING).get(current, ()):
             if chosen.guard is None or chosen.guard(frame):
                 break
         else:
@@ -927,24 +960,11 @@ def _plain_event(program: Program, calendar: Calendar, state: InstanceState, inp
         "event", inp.name, chosen.span, cite, current, current, at, inp.role, None,
         tuple(changes), tuple(actions), (), (), (), (), (), "", calendar.timezone,
     )
-    # the variables: the old pairs with the set ones replaced (as _vars_after)
-    names = program.var_names
-    old_vars = state.vars
-    if not set_names:
-        new_vars = _vars_after(names, old_vars, frame.vars, set_names)
-    elif len(old_vars) == len(names) and all(map(is_, map(_first, old_vars), names)):
-        pairs = list(old_vars)
-        values = frame.vars
-        for name in set_names:
-            i = names.index(name)
-            value = values[name]
-            if pairs[i][1] is not value:
-                pairs[i] = (names[i], value)
-        new_vars = tuple(pairs)
-    else:
-        new_vars = tuple(zip(names, map(frame.vars.__getitem__, names), strict=True))
+    new_vars = _vars_after(program.var_names, state.vars, frame.vars, set_names)
+    slot = _VERSION_SLOT[0]  # _calendar_version, its usual hit in place
     new_state = _make_state(
-        state.instance_id, program.contract_id, calendar.version, current, seq, at,
+        state.instance_id, program.contract_id,
+        slot[1] if slot[0] is calendar else _calendar_version(calendar), current, seq, at,
         state.terms if state.terms else tuple(frame.terms.items()),
         new_vars, state.timers, (), state.event_dates, state.event_payloads,
         state.deadline_days,
@@ -962,14 +982,22 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
     now = timer.due_at
     assert now is not None
     frame = _new_object(Frame)  # as _Work.frame() makes it
-    frame.terms = terms_mapping(state.terms)
+    # terms_mapping and _local_day, their usual hits written in place (no call)
+    terms = state.terms
+    hit = _TERMS.get(id(terms))
+    frame.terms = hit[1] if hit is not None and hit[0] is terms else terms_mapping(terms)
     frame.vars = dict(state.vars)
-    frame.today = _local_day(now, calendar.timezone)
+    zone = calendar.timezone
+    day = _DAY_SLOT.get(zone)
+    frame.today = day[2] if day is not None and day[0] <= now < day[1] \
+        else _local_day(now, zone)
     frame.now = now
     frame.calendar = calendar
     frame.payload = {}
-    frame.event_dates = dict(state.event_dates)
-    frame.event_payloads = {k: dict(v) for k, v in state.event_payloads}
+    # (a tick remembers no event: nothing on its path writes to the events' memory)
+    frame.event_dates = dict(state.event_dates) if state.event_dates else _NOTHING
+    frame.event_payloads = (
+        {k: dict(v) for k, v in state.event_payloads} if state.event_payloads else _NOTHING)
     frame.deadline_days = dict(state.deadline_days) if program.reads_deadline_days \
         else _NOTHING
     frame.entering = None
@@ -1028,8 +1056,10 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
         tuple(changes), tuple(actions), (), (), (), (), (), "", calendar.timezone,
     )
     remaining = [t for t in state.timers if t is not timer]
+    slot = _VERSION_SLOT[0]  # _calendar_version, its usual hit in place
     new_state = _make_state(
-        state.instance_id, program.contract_id, calendar.version, current, seq, at,
+        state.instance_id, program.contract_id,
+        slot[1] if slot[0] is calendar else _calendar_version(calendar), current, seq, at,
         state.terms if state.terms else tuple(frame.terms.items()),
         _vars_after(program.var_names, state.vars, frame.vars, set_names),
         tuple(sorted(remaining, key=lambda t: (t.due_at is None, t.due_at or at, t.priority,

@@ -161,6 +161,8 @@ class Program:
     anchor_events: frozenset[str]
     #: whether some expression reads a deadline's last day (``X.last_day``)
     reads_deadline_days: bool
+    #: event -> state -> ``transitions[(event, state)]`` (a lookup without a key tuple)
+    rules_by_event: Mapping[str, Mapping[str, tuple[CompiledTransition, ...]]]
 
 
 _UNITS = {u.value: u for u in PeriodUnit}
@@ -356,6 +358,7 @@ def _by_terms(closure: Expr) -> Expr:
         cache[id(terms)] = (terms, value)
         return value
 
+    by_terms.cache = cache  # type: ignore[attr-defined]  # read in place: _Compiler.source
     return by_terms
 
 
@@ -707,13 +710,26 @@ class _Compiler:
             op = e["op"]
             left, right = e["left"], e["right"]
             same_kind = {left["type"], right["type"]} != {"Int", "Decimal"}
+            if op in _COMPARISONS and left["type"] == right["type"] == "Money":
+                # Money's comparison methods compare the amounts of two Money values:
+                # compared here, without a method call (the operands are Money: typed)
+                return (f"({self.source(left, src)}.amount {op} "
+                        f"{self.source(right, src)}.amount)")
             if op in ("and", "or") or (op in _COMPARISONS and same_kind):
                 return f"({self.source(left, src)} {op} {self.source(right, src)})"
             if op in ("+", "-", "*") and e["type"] in ("Int", "Text") \
                     and left["expr"] in _LEAVES and right["expr"] in _LEAVES:
                 # int and text arithmetic of plain values cannot fail: no fault to catch
                 return f"({self.source(left, src)} {op} {self.source(right, src)})"
-        return f"{src.bind(self.expr(e))}(f)"
+        closure = self.expr(e)
+        cache = getattr(closure, "cache", None) if kind == "call" else None
+        if cache is not None:
+            # a value of the terms alone (_by_terms): its usual hit read in place
+            src.uses.add("_t")
+            memo, fn = src.bind(cache), src.bind(closure)
+            return (f"(_h[1] if (_h := {memo}.get(id(_t))) is not None and _h[0] is _t "
+                    f"else {fn}(f))")
+        return f"{src.bind(closure)}(f)"
 
     def do(self, s: IR, src: _Source) -> tuple[str, int, list[tuple[str, str]]]:
         """Register the action site of a ``do``; its log tag, site and argument sources."""
@@ -874,7 +890,17 @@ def compile_contract(contract: IR) -> Program:
                          for e in contract["events"]},
         anchor_events=frozenset(d.anchor_event for d in deadlines if d.anchor_event),
         reads_deadline_days=c.reads_deadline_days,
+        rules_by_event=_by_event(ordered),
     )
+
+
+def _by_event(transitions: Mapping[tuple[str, str], tuple[CompiledTransition, ...]]
+              ) -> dict[str, dict[str, tuple[CompiledTransition, ...]]]:
+    """``Program.rules_by_event``: the same transitions, grouped by event."""
+    grouped: dict[str, dict[str, tuple[CompiledTransition, ...]]] = {}
+    for (event, state), rules in transitions.items():
+        grouped.setdefault(event, {})[state] = rules
+    return grouped
 
 
 def _payload_parser(fields: list[IR], types: TypeTable) -> Callable[[object], Any]:

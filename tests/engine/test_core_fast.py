@@ -14,7 +14,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from core_helpers import create, event, program_of, tick
+from core_helpers import CAL, create, event, program_of, tick
 
 from contracts_lib.money import ZERO, Money
 from engine._fast import positional
@@ -110,3 +110,62 @@ def test_plain_event_and_tick_keep_unchanged_pairs_and_timers() -> None:
     assert t.state.vars == r.state.vars and t.state.seq == r.state.seq + 1
     done = event(p, t.state, "pay", "payer", "2025-09-04 10:00", amount="6.00", day="2025-09-04")
     assert done.state.state == "done" and done.state.clock > T0
+
+
+CMP = """contract c "T" version "1.0.0" {
+  role payer
+  record part { amount: Money }
+  term parts: List[part]
+  var paid: Money = ¥0.00
+  var seen: Text = ""
+  state open initial
+  state closed terminal
+  event pay by payer { amount: Money }
+  event close by payer { }
+  on close in open { goto closed }
+  on pay in open {
+    set paid = paid + pay.amount
+    if paid == sum(parts.amount) { set seen = "eq" }
+    else if paid < sum(parts.amount) { set seen = "lt" }
+    else { set seen = "gt" }
+    if paid != pay.amount and paid >= pay.amount and pay.amount <= paid { set seen = seen + "+" }
+    if pay.amount > paid { set seen = "never" }
+  }
+}
+"""
+
+
+def test_money_comparisons_and_terms_only_values_written_in_place() -> None:
+    """Money comparisons compare amounts in the generated rule, and ``sum(...)`` of
+    the terms is read from its per-instance memo in place: each instance its own."""
+    p = program_of(CMP)
+    assert dict(p.transitions) == {(e, s): rules for e, by_state in p.rules_by_event.items()
+                                   for s, rules in by_state.items()}
+    a = create(p, {"parts": [{"amount": "3.00"}, {"amount": "2.00"}]}, "2025-09-01 09:00", "a")
+    b = create(p, {"parts": [{"amount": "1.00"}]}, "2025-09-01 09:00", "b")
+    seen = []
+    for s, amount in [(a.state, "4.99"), (b.state, "1.00"), (a.state, "5.01"), (b.state, "0.50")]:
+        r = event(p, s, "pay", "payer", "2025-09-01 10:00", amount=amount)
+        seen.append(r.state.var("seen"))
+    assert seen == ["lt", "eq", "gt", "lt"]
+    r = event(p, a.state, "pay", "payer", "2025-09-01 10:00", amount="4.00")
+    r = event(p, r.state, "pay", "payer", "2025-09-01 11:00", amount="1.00")
+    assert r.state.var("seen") == "eq+" and r.state.calendar_version == CAL.version
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "Europe/London"])
+def test_local_day_remembered_days_agree_with_the_zone_conversion(zone: str) -> None:
+    """The remembered day bounds (the last day and the last few) give the day the
+    zone conversion gives, also across clock changes and when inputs jump between
+    days (a tick firing a deadline due days earlier)."""
+    import random
+    from zoneinfo import ZoneInfo
+
+    from engine.core import _local_day
+
+    rng = random.Random(7)
+    base = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+    instants = [base + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 300)) for _ in range(3000)]
+    instants += [base + dt.timedelta(minutes=30 * k) for k in range(24 * 2 * 300)]
+    for instant in instants:
+        assert _local_day(instant, zone) == instant.astimezone(ZoneInfo(zone)).date()
