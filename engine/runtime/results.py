@@ -44,6 +44,11 @@ class Outcome:
 
     A refused input changed nothing.  ``duplicate`` is True when the answer is
     the stored result of an earlier call with the same idempotency key.
+
+    ``explained`` holds the explanations as data (``Explanation.to_data``, or
+    as stored in the input log); ``explanations`` renders them, texts included,
+    when first read (``engine.explain.render``): the engine stores the data,
+    and pays for the words only when somebody reads them.
     """
 
     accepted: bool
@@ -55,17 +60,37 @@ class Outcome:
     status: str | None = None
     at: str | None = None
     contract: str | None = None
-    explanations: tuple[Mapping[str, Any], ...] = ()
+    explained: tuple[Mapping[str, Any], ...] = ()
     actions: tuple[Mapping[str, Any], ...] = ()  # {"key", "action", "args"}
     approvals: tuple[Mapping[str, Any], ...] = ()  # {"id", "status", "action", "role", "reason"}
     extra: Mapping[str, Any] = field(default_factory=dict)
     duplicate: bool = False
+
+    @property
+    def explanations(self) -> tuple[dict[str, Any], ...]:
+        """The explanations as the API shows them: data and both texts (zh, en)."""
+        rendered: tuple[dict[str, Any], ...] | None = self.__dict__.get("_rendered")
+        if rendered is None:
+            from engine.explain import render
+
+            rendered = tuple([render(e) for e in self.explained])
+            object.__setattr__(self, "_rendered", rendered)
+        return rendered
 
     @classmethod
     def refused(cls, instance_id: str, code: str, message: str) -> Outcome:
         return cls(False, instance_id, code=code, message=message)
 
     def to_json(self) -> dict[str, Any]:
+        """The answer as the API gives it (the explanations with their texts)."""
+        return self._json(list(self.explanations))
+
+    def to_stored(self) -> dict[str, Any]:
+        """The answer as the input log's ``result`` stores it: the explanations as data
+        (:meth:`from_json` of it gives this outcome back; ``to_json`` is the same)."""
+        return self._json(list(self.explained))
+
+    def _json(self, explanations: list[Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
             "accepted": self.accepted,
             "instance": self.instance_id,
@@ -75,7 +100,7 @@ class Outcome:
             return out
         out.update(
             seq=self.seq, state=self.state, status=self.status, at=self.at,
-            contract=self.contract, explanations=list(self.explanations),
+            contract=self.contract, explanations=explanations,
             actions=list(self.actions), approvals=list(self.approvals),
         )
         if self.extra:
@@ -88,7 +113,7 @@ class Outcome:
             accepted=data["accepted"], instance_id=data["instance"], code=data.get("code"),
             message=data.get("message"), seq=data.get("seq"), state=data.get("state"),
             status=data.get("status"), at=data.get("at"), contract=data.get("contract"),
-            explanations=tuple(data.get("explanations", ())),
+            explained=tuple(data.get("explanations", ())),
             actions=tuple(data.get("actions", ())), approvals=tuple(data.get("approvals", ())),
             extra=data.get("extra", {}), duplicate=duplicate,
         )

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from contracts_lib.calendar import Calendar, load_calendar
 from engine.core import Fault, Rejected, StepResult, step
+from engine.explain import render
 from engine.program import Program, compile_contract
 from engine.runtime.carry import carry_over
 from engine.runtime.clock import Clock, SystemClock, check_clock
@@ -61,7 +62,7 @@ from engine.runtime.models import (
     Instance,
 )
 from engine.runtime.results import Outcome, VersionInfo, canonical_json, iso
-from engine.runtime.unit import InstanceWork, StaleInstance, Unit, executemany
+from engine.runtime.unit import InstanceWork, StaleInstance, Unit
 from engine.state import (
     Create,
     Decision,
@@ -85,11 +86,6 @@ log = logging.getLogger("jrule.runtime")
 MAX_KEY = 200
 _RETRIES = 4
 _PROBES = 250  # (instance, key) pairs looked up per statement
-#: each input-log row's ledger index, set after the append (module level: see executemany)
-_SET_LEDGER_INDEX = update(T_INPUTS).where(
-    T_INPUTS.c.instance_id == bindparam("b_instance"),
-    T_INPUTS.c.seq == bindparam("b_seq")).values(ledger_index=bindparam("v_index"))
-
 # The hot path's statements, built once (SQLAlchemy caches their compiled form).
 _I, _T, _N = T_INSTANCES, T_TIMERS, T_INPUTS
 _Q_OWNERS = select(T_APPROVALS.c.id, T_APPROVALS.c.instance_id).where(
@@ -388,8 +384,8 @@ class EngineService:
                 unit = Unit(self.clock.now())
                 with self.db.write() as conn:
                     outcomes = self._apply_all(conn, unit, commands)
-                    unit.flush(conn)
                     self._record(conn, unit)
+                    unit.flush(conn)
                     for hook in self._hooks:
                         hook(conn, commands, outcomes, unit.inputs)
                 self._committed(unit)
@@ -415,14 +411,16 @@ class EngineService:
         return [e.index for e in entries]
 
     def _record(self, conn: Connection, unit: Unit) -> None:
-        """Log the unit's inputs in the ledger (the last step of the transaction).
+        """Log the unit's inputs in the ledger, before its rows are written.
 
         Each input-log row gets its records, in log order (``transition``,
         ``migration``, one ``action`` per outbox row it wrote, one
         ``approval``/``approval_decision`` per approval it changed: see
-        ``engine/runtime/ledger.py``); the first one's index is stored in the
-        row's ``ledger_index``.  Runs inside the writer transaction: a rollback
-        removes both the rows and the ledger entries.
+        ``engine/runtime/ledger.py``), made from the rows the unit is about to
+        write; the first one's index goes into the row's ``ledger_index``, so
+        the row is inserted with it (no second write of each input row).  Runs
+        inside the writer transaction: a rollback removes both the rows and the
+        ledger entries.
         """
         if self.ledger is None or not unit.inputs:
             return
@@ -430,9 +428,6 @@ class EngineService:
 
         records, positions = unit_records(unit)
         indexes = self._append(conn, records)
-        executemany(conn, _SET_LEDGER_INDEX, [
-            {"b_instance": row["instance_id"], "b_seq": row["seq"], "v_index": indexes[i]}
-            for row, i in zip(unit.inputs, positions, strict=True)])
         for row, i in zip(unit.inputs, positions, strict=True):
             row["ledger_index"] = indexes[i]
 
@@ -741,10 +736,10 @@ class EngineService:
                     fired = 0
                     for iid in ids:
                         outcome = self._tick(conn, unit, works[iid])
-                        fired += sum(1 for e in outcome.explanations
+                        fired += sum(1 for e in outcome.explained
                                      if e["kind"] in ("deadline", "approval_timeout"))
-                    unit.flush(conn)
                     self._record(conn, unit)
+                    unit.flush(conn)
                 self._committed(unit)
                 return len(ids), fired
             except (IntegrityError, StaleInstance, DBAPIError) as exc:
@@ -821,7 +816,7 @@ class EngineService:
                 "seq": r.seq, "kind": r.kind, "at": iso(r.at), "recorded_at": iso(r.recorded_at),
                 "input": json.loads(r.body), "idempotency_key": r.idempotency_key,
                 "state_hash": r.state_hash, "state": result.get("state"),
-                "explanations": result.get("explanations", []),
+                "explanations": [render(e) for e in result.get("explanations", ())],
                 "actions": result.get("actions", []), "approvals": result.get("approvals", []),
                 "extra": result.get("extra", {}),
             })
@@ -1000,12 +995,12 @@ class EngineService:
                             raise MigrationRefused(f"deadlines due before the migration could "
                                                    f"not fire: {ticked.message}")
                     report = self._migrate(unit, work, new_program, by)
+                    self._record(conn, unit)
                     unit.flush(conn)
                     conn.execute(update(T_MIGRATIONS).where(
                         T_MIGRATIONS.c.instance_id == instance_id,
                         T_MIGRATIONS.c.to_contract != to_contract_id,
                     ).values(active=False))
-                    self._record(conn, unit)
                 self._committed(unit)
                 return report
             except (IntegrityError, StaleInstance):

@@ -74,6 +74,14 @@ _UPDATE_INSTANCES = update(T_INSTANCES).where(
 ).values({c: bindparam(f"v_{c}") for c in (
     "contract_id", "calendar_version", "state", "status", "seq", "document",
     "state_hash", "updated_at")})
+#: the same for an instance that still runs the contract and calendar it was loaded
+#: with (all but a migration): the columns not set keep their index entries (SQLite
+#: rewrites the entries of every indexed column a statement sets, and checks its
+#: foreign key, even to the same value)
+_UPDATE_INSTANCES_SAME = update(T_INSTANCES).where(
+    T_INSTANCES.c.id == bindparam("b_id"), T_INSTANCES.c.seq == bindparam("b_seq"),
+).values({c: bindparam(f"v_{c}") for c in (
+    "state", "status", "seq", "document", "state_hash", "updated_at")})
 
 #: (id(statement), dialect name, row keys) -> (SQL text, [(bind name, processor)])
 _PLANS: dict[tuple[int, str, tuple[str, ...]], tuple[str, list[tuple[str, Any]]] | None] = {}
@@ -213,7 +221,7 @@ class Unit:
         outcome = Outcome(
             accepted=True, instance_id=work.id, seq=new.seq, state=new.state, status=status,
             at=iso(at), contract=new.contract_id,
-            explanations=tuple([e.to_json() for e in result.explanations]),
+            explained=tuple([e.to_data() for e in result.explanations]),
             actions=tuple([{"key": e.key, "action": e.action, "args": args[id(e)]}
                            for e in effects if isinstance(e, ActionEffect)]) if effects else (),
             approvals=tuple([{"id": e.approval_id, "status": e.status, "action": e.action,
@@ -225,7 +233,7 @@ class Unit:
         self.inputs.append({
             "instance_id": work.id, "seq": new.seq, "kind": kind,
             "body": body if isinstance(body, str) else canonical_json(body),
-            "idempotency_key": key, "result": compact_json(outcome.to_json()),
+            "idempotency_key": key, "result": compact_json(outcome.to_stored()),
             "state_hash": digest, "at": at, "recorded_at": self.now,
         })
         self._document(work, new, doc, digest, status)
@@ -249,6 +257,18 @@ class Unit:
 
     def _document(self, work: InstanceWork, new: InstanceState, doc: str, digest: str,
                   status: str) -> None:
+        if work.orig_seq is not None:
+            old = work.state
+            prev = self.instance_updates.get(work.id)
+            if old is not None and old.contract_id == new.contract_id \
+                    and old.calendar_version == new.calendar_version \
+                    and (prev is None or "v_contract_id" not in prev):
+                # contract and calendar as stored: leave those columns alone
+                self.instance_updates[work.id] = {
+                    "b_id": work.id, "b_seq": work.orig_seq, "v_state": new.state,
+                    "v_status": status, "v_seq": new.seq, "v_document": doc,
+                    "v_state_hash": digest, "v_updated_at": self.now}
+                return
         values = {"contract_id": new.contract_id, "calendar_version": new.calendar_version,
                   "state": new.state, "status": status, "seq": new.seq, "document": doc,
                   "state_hash": digest, "updated_at": self.now}
@@ -354,11 +374,15 @@ class Unit:
         if self.instance_inserts:
             executemany(conn, _INSERT_INSTANCES, list(self.instance_inserts.values()))
         if self.instance_updates:
-            rows = list(self.instance_updates.values())
-            changed = executemany(conn, _UPDATE_INSTANCES, rows)
-            if changed not in (-1, len(rows)):
-                raise StaleInstance(f"{len(rows) - changed} instance(s) changed "
-                                    "under this transaction")
+            full = [r for r in self.instance_updates.values() if "v_contract_id" in r]
+            same = [r for r in self.instance_updates.values() if "v_contract_id" not in r]
+            for stmt, rows in ((_UPDATE_INSTANCES, full), (_UPDATE_INSTANCES_SAME, same)):
+                if not rows:
+                    continue
+                changed = executemany(conn, stmt, rows)
+                if changed not in (-1, len(rows)):
+                    raise StaleInstance(f"{len(rows) - changed} instance(s) changed "
+                                        "under this transaction")
         if self.inputs:
             executemany(conn, _INSERT_INPUTS, self.inputs)
         if self.timer_updates:

@@ -135,6 +135,43 @@ def test_events_accepted_and_refused(svc: EngineService, vclock: VirtualClock) -
     assert svc.replay("c")
 
 
+def test_the_log_stores_explanations_as_data_and_renders_them_on_read(
+        svc: EngineService, vclock: VirtualClock) -> None:
+    from sqlalchemy import select, update
+
+    from engine.runtime.models import T_INPUTS
+
+    deploy(svc, MINIMAL)
+    created = svc.create_instance("调解协议", "c", minimal_terms())
+    vclock.advance(DAY)
+    ok = svc.submit_event("c", "付款", "被申请人", {"数额": "400.00"}, "pay-1")
+    answered = [created.to_json(), ok.to_json()]
+    with svc.db.read() as conn:
+        stored = [json.loads(r) for r in conn.scalars(
+            select(T_INPUTS.c.result).where(T_INPUTS.c.instance_id == "c")
+            .order_by(T_INPUTS.c.seq))]
+    # the words are not stored: the data they are rendered from is
+    for result in stored:
+        for e in result["explanations"]:
+            assert "text_en" not in e and "text_zh" not in e and e["zone"]
+    assert stored[0]["explanations"][0]["armed"][0]["how_zh"]  # the calendar's words are
+    # every reader shows the texts the caller was answered with
+    timeline = svc.timeline("c")
+    assert [t["explanations"] for t in timeline] == [a["explanations"] for a in answered]
+    assert "已付：0.00 → 400.00" in timeline[1]["explanations"][0]["text_zh"]
+    again = svc.submit_event("c", "付款", "被申请人", {"数额": "400.00"}, "pay-1")
+    assert again.duplicate and again.to_json() == ok.to_json()
+    assert svc.pending_deadlines("c")[0]["how_en"]
+    # a row written before (its explanations with their texts) reads exactly as it did
+    with svc.db.write() as conn:
+        conn.execute(update(T_INPUTS).where(T_INPUTS.c.instance_id == "c", T_INPUTS.c.seq == 2)
+                     .values(result=json.dumps(answered[1], ensure_ascii=False)))
+    assert svc.timeline("c") == timeline
+    old = svc.submit_event("c", "付款", "被申请人", {"数额": "400.00"}, "pay-1")
+    assert old.duplicate and old.to_json() == ok.to_json()
+    assert svc.replay("c")
+
+
 def test_same_key_twice_is_applied_once(svc: EngineService, vclock: VirtualClock) -> None:
     deploy(svc, MINIMAL)
     svc.create_instance("调解协议", "c", minimal_terms())
