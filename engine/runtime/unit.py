@@ -293,17 +293,15 @@ class Unit:
         fired them, else ``cancelled``; firings that had no row (an occurrence
         armed and fired in one step) are recorded as ``fired`` rows.
         """
-        fired: Counter[TimerKey] = Counter()
-        if result is not None:
-            for e in result.explanations:
-                if e.kind == "deadline":
-                    fired[("deadline", e.subject, e.at)] += 1
-                elif e.kind == "approval_timeout":
-                    fired[("approval", e.subject, e.at)] += 1
         old = work.state
-        if not fired and result is not None and old is not None \
+        fires = () if result is None else [
+            e for e in result.explanations if e.kind == "deadline" or e.kind == "approval_timeout"]
+        if not fires and result is not None and old is not None \
                 and new.timers is old.timers and new.approvals is old.approvals:
             return  # the step kept the very timers and approvals: the rows still mirror them
+        fired: Counter[TimerKey] = Counter()
+        for e in fires:
+            fired[("deadline" if e.kind == "deadline" else "approval", e.subject, e.at)] += 1
         pending = work.pending
         if pending is None:
             pending = work.pending = {} if old is None else dict.fromkeys(live_timer_keys(old))

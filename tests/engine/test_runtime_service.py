@@ -466,3 +466,13 @@ def test_timeline_is_bilingual_and_outcomes_are_json(svc: EngineService,
     assert json.loads(json.dumps(timeline, ensure_ascii=False)) == timeline
     assert svc.pending_deadlines("c") == []
     assert svc.outbox("c")[-1]["action"] == "file_trial_case"
+
+
+def test_stored_results_are_compact_json_any_reader_reads() -> None:
+    from engine.runtime.results import compact_json
+
+    value = {"a": 'x\u2028\x01\x7f"\\中', "b": [1, True, None, {"c": "中"}], "big": 2**70}
+    text = compact_json(value)  # the integer beyond 64 bits takes the standard encoder
+    assert json.loads(text) == value and " " not in text
+    small = {"k": ["中", 1], "z": "\n"}
+    assert compact_json(small) == '{"k":["中",1],"z":"\\n"}'
