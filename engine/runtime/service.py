@@ -90,10 +90,10 @@ _PROBES = 250  # (instance, key) pairs looked up per statement
 _I, _T, _N = T_INSTANCES, T_TIMERS, T_INPUTS
 _Q_OWNERS = select(T_APPROVALS.c.id, T_APPROVALS.c.instance_id).where(
     T_APPROVALS.c.id.in_(bindparam("ids", expanding=True)))
-_Q_INSTANCES = select(_I.c.id, _I.c.contract_id, _I.c.contract_name, _I.c.calendar_version,
-                      _I.c.seq, _I.c.state_hash, _I.c.status).where(
-    _I.c.id.in_(bindparam("ids", expanding=True)))
-_Q_INSTANCES_LOCKED = _Q_INSTANCES.order_by(_I.c.id).with_for_update(of=_I)
+#: the instances a transaction works on (``_load``: ids appended, then ``)``)
+_SQL_INSTANCES = (f"SELECT id, contract_id, contract_name, calendar_version, seq, state_hash, "
+                  f"status FROM {T_INSTANCES.name} WHERE id IN (")
+_LOAD_CHUNK = 500
 _Q_DOCUMENTS = select(_I.c.id, _I.c.document).where(_I.c.id.in_(bindparam("ids", expanding=True)))
 _Q_PENDING = select(_T.c.id, _T.c.instance_id, _T.c.kind, _T.c.name, _T.c.due_at).where(
     _T.c.instance_id.in_(bindparam("ids", expanding=True)),
@@ -506,32 +506,48 @@ class EngineService:
 
     def _load(self, conn: Connection, ids: Sequence[str], *,
               lock: bool) -> dict[str, InstanceWork]:
-        """Read (and on PostgreSQL lock, in id order) the instances ``ids``."""
+        """Read (and on PostgreSQL lock, in id order) the instances ``ids``.
+
+        One statement per 500 ids, written directly (``id IN (?, ...)``; SQLAlchemy
+        would compile the expanded statement anew for each group), rows read as
+        plain tuples.
+        """
         unique = sorted(set(ids))
         if not unique:
             return {}
-        rows = conn.execute(_Q_INSTANCES_LOCKED if lock else _Q_INSTANCES, {"ids": unique}).all()
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        rows: list[Any] = []
+        for start in range(0, len(unique), _LOAD_CHUNK):
+            chunk = unique[start:start + _LOAD_CHUNK]
+            sql = _SQL_INSTANCES + ",".join([mark] * len(chunk)) + ")"
+            if lock:
+                sql += " ORDER BY id FOR UPDATE"
+            rows.extend(conn.exec_driver_sql(sql, tuple(chunk)).fetchall())
         states: dict[str, InstanceState] = {}
         missing: list[str] = []
         with self._cache_lock:
-            for r in rows:
-                hit = self._cache.get(r.id)
-                if hit is not None and hit[0] == r.seq and hit[1] == r.state_hash:
-                    states[r.id] = hit[2]
+            get = self._cache.get
+            for iid, _c, _n, _v, seq, digest, _s in rows:
+                hit = get(iid)
+                if hit is not None and hit[0] == seq and hit[1] == digest:
+                    states[iid] = hit[2]
                 else:
-                    missing.append(r.id)
-        by_id = {r.id: r for r in rows}
+                    missing.append(iid)
         if missing:
+            contracts = {r[0]: r[1] for r in rows}
             for iid, doc in conn.execute(_Q_DOCUMENTS, {"ids": missing}):
-                program = self.program(by_id[iid].contract_id, conn)
+                program = self.program(contracts[iid], conn)
                 states[iid] = state_from_json(json.loads(doc), program)
         works: dict[str, InstanceWork] = {}
-        for r in rows:
-            works[r.id] = InstanceWork(
-                id=r.id, contract_id=r.contract_id, contract_name=r.contract_name,
-                calendar=self.calendar_for(r.calendar_version),
-                program=self.program(r.contract_id, conn), status=r.status,
-                state=states[r.id], state_hash=r.state_hash, orig_seq=r.seq)
+        programs: dict[str, Program] = {}
+        for iid, contract_id, name, calendar, seq, digest, status in rows:
+            program = programs.get(contract_id)
+            if program is None:
+                program = programs[contract_id] = self.program(contract_id, conn)
+            works[iid] = InstanceWork(
+                id=iid, contract_id=contract_id, contract_name=name,
+                calendar=self.calendar_for(calendar), program=program, status=status,
+                state=states[iid], state_hash=digest, orig_seq=seq)
         return works
 
     # --- one input ---------------------------------------------------------------

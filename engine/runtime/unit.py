@@ -218,17 +218,15 @@ class Unit:
         status = "faulted" if work.status == "faulted" else instance_status(work.program, new)
         effects = result.effects
         args = {id(e): e.args_json() for e in effects if isinstance(e, ActionEffect)}
-        outcome = Outcome(
-            accepted=True, instance_id=work.id, seq=new.seq, state=new.state, status=status,
-            at=iso(at), contract=new.contract_id,
-            explained=tuple([e.to_data() for e in result.explanations]),
-            actions=tuple([{"key": e.key, "action": e.action, "args": args[id(e)]}
-                           for e in effects if isinstance(e, ActionEffect)]) if effects else (),
-            approvals=tuple([{"id": e.approval_id, "status": e.status, "action": e.action,
-                              "role": e.role, "reason": e.reason}
-                             for e in effects if isinstance(e, ApprovalEffect)])
-            if effects else (),
-            extra=extra or {},
+        outcome = Outcome.applied(
+            work.id, new.seq, new.state, status, iso(at), new.contract_id,
+            tuple([e.to_data() for e in result.explanations]),
+            tuple([{"key": e.key, "action": e.action, "args": args[id(e)]}
+                   for e in effects if isinstance(e, ActionEffect)]) if effects else (),
+            tuple([{"id": e.approval_id, "status": e.status, "action": e.action,
+                    "role": e.role, "reason": e.reason}
+                   for e in effects if isinstance(e, ApprovalEffect)]) if effects else (),
+            extra or {},
         )
         self.inputs.append({
             "instance_id": work.id, "seq": new.seq, "kind": kind,

@@ -476,3 +476,24 @@ def test_stored_results_are_compact_json_any_reader_reads() -> None:
     assert json.loads(text) == value and " " not in text
     small = {"k": ["中", 1], "z": "\n"}
     assert compact_json(small) == '{"k":["中",1],"z":"\\n"}'
+
+
+def test_the_fast_constructor_of_an_applied_outcome_builds_the_same_outcome() -> None:
+    import dataclasses
+
+    from engine.runtime.results import Outcome
+
+    args = dict(instance_id="i", seq=2, state="s", status="active", at="2025-01-01T00:00:00Z",
+                contract="c", explained=({"kind": "event"},), actions=(), approvals=(),
+                extra={"x": 1})
+    fast, slow = Outcome.applied(**args), Outcome(accepted=True, **args)  # type: ignore[arg-type]
+    assert fast == slow and repr(fast) == repr(slow)
+    # every field set (a field added to Outcome must be added to Outcome.applied)
+    assert set(vars(fast)) == {f.name for f in dataclasses.fields(Outcome)}
+    assert dataclasses.replace(fast, duplicate=True).duplicate
+    try:
+        fast.seq = 3  # type: ignore[misc]
+    except dataclasses.FrozenInstanceError:
+        pass
+    else:
+        raise AssertionError("an applied outcome must stay frozen")
