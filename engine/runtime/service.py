@@ -62,7 +62,7 @@ from engine.runtime.models import (
     Instance,
 )
 from engine.runtime.results import Outcome, VersionInfo, canonical_json, iso
-from engine.runtime.unit import InstanceWork, StaleInstance, Unit
+from engine.runtime.unit import InstanceWork, StaleInstance, Unit, run_sql
 from engine.state import (
     Create,
     Decision,
@@ -500,7 +500,7 @@ class EngineService:
             sql = ("SELECT instance_id, idempotency_key, result FROM inputs WHERE "
                    + " OR ".join([term] * len(chunk)))
             params = tuple(v for pair in chunk for v in pair)
-            for iid, key, result in conn.exec_driver_sql(sql, params):
+            for iid, key, result in run_sql(conn, sql, params).fetchall():
                 found[(iid, key)] = result
         return found
 
@@ -522,7 +522,7 @@ class EngineService:
             sql = _SQL_INSTANCES + ",".join([mark] * len(chunk)) + ")"
             if lock:
                 sql += " ORDER BY id FOR UPDATE"
-            rows.extend(conn.exec_driver_sql(sql, tuple(chunk)).fetchall())
+            rows.extend(run_sql(conn, sql, chunk).fetchall())
         states: dict[str, InstanceState] = {}
         missing: list[str] = []
         with self._cache_lock:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, update
+from sqlalchemy.exc import DBAPIError
 
 from contracts_lib.calendar import Calendar
 from engine.core import StepResult
@@ -46,7 +47,7 @@ from engine.state import (
 from engine.values import to_json
 
 __all__ = ["InstanceWork", "StaleInstance", "TimerKey", "Unit", "executemany",
-           "instance_status", "live_timer_keys"]
+           "instance_status", "live_timer_keys", "run_sql"]
 
 
 #: (kind, name, due_at): "deadline"/deadline name or "approval"/approval id
@@ -105,6 +106,32 @@ def sqlite_instant(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def run_sql(conn: Connection, sql: str, params: Sequence[Any], *,
+            many: bool = False) -> Any:
+    """Run driver-level ``sql`` in ``conn``'s transaction; the cursor (rows, rowcount).
+
+    On SQLite through the DBAPI cursor directly: SQLAlchemy's execution context
+    costs about 12 µs a statement, which a group of 8 events pays five times.
+    Driver errors are raised as SQLAlchemy raises them (``IntegrityError``,
+    ``OperationalError``, ...: ``DBAPIError.instance``), so callers see what they
+    would have seen.  Statements run this way bypass SQLAlchemy's events and
+    ``echo``.  Other dialects: ``exec_driver_sql``.
+    """
+    if conn.dialect.name != "sqlite":
+        return conn.exec_driver_sql(sql, list(params) if many else tuple(params))
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return cursor
+    except dbapi.Error as err:
+        raise DBAPIError.instance(sql, params, err, dbapi.Error,
+                                  dialect=conn.dialect) from err
+
+
 def executemany(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int:
     """``conn.execute(stmt, rows)`` for many rows; returns the rows changed.
 
@@ -133,7 +160,7 @@ def executemany(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> 
         return int(conn.execute(stmt, list(rows)).rowcount)
     sql, binds = plan
     params = [tuple([row[n] if p is None else p(row[n]) for n, p in binds]) for row in rows]
-    return int(conn.exec_driver_sql(sql, params).rowcount)
+    return int(run_sql(conn, sql, params, many=True).rowcount)
 
 
 class StaleInstance(Exception):

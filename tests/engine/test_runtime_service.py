@@ -497,3 +497,24 @@ def test_the_fast_constructor_of_an_applied_outcome_builds_the_same_outcome() ->
         pass
     else:
         raise AssertionError("an applied outcome must stay frozen")
+
+
+def test_driver_level_statements_raise_sqlalchemy_errors(svc: EngineService) -> None:
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from engine.runtime.unit import run_sql
+
+    deploy(svc, MINIMAL)
+    svc.create_instance("调解协议", "c", minimal_terms())
+    row = ("c", 1, "event", "{}", None, "{}", "0" * 64, "2025-01-01 00:00:00.000000",
+           "2025-01-01 00:00:00.000000")
+    sql = ("INSERT INTO inputs (instance_id, seq, kind, body, idempotency_key, result, "
+           "state_hash, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    if svc.db.is_postgres:
+        sql = sql.replace("?", "%s")
+    # seq 1 exists: the group's retry logic must see SQLAlchemy's IntegrityError
+    with pytest.raises(IntegrityError), svc.db.write() as conn:
+        run_sql(conn, sql, [row], many=True)
+    with pytest.raises(DBAPIError), svc.db.write() as conn:
+        run_sql(conn, "SELECT nothing FROM nowhere", ())
+    assert len(svc.timeline("c")) == 1
