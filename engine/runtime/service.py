@@ -43,6 +43,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from contracts_lib.calendar import Calendar, load_calendar
 from engine.core import Fault, Rejected, StepResult, step
+from engine.explain import render
 from engine.program import Program, compile_contract
 from engine.runtime.carry import carry_over
 from engine.runtime.clock import Clock, SystemClock, check_clock
@@ -60,7 +61,7 @@ from engine.runtime.models import (
     Instance,
 )
 from engine.runtime.results import Outcome, VersionInfo, canonical_json, iso
-from engine.runtime.unit import InstanceWork, StaleInstance, Unit, executemany
+from engine.runtime.unit import InstanceWork, StaleInstance, Unit, run_sql
 from engine.state import (
     Create,
     Decision,
@@ -84,19 +85,14 @@ log = logging.getLogger("jrule.runtime")
 MAX_KEY = 200
 _RETRIES = 4
 _PROBES = 250  # (instance, key) pairs looked up per statement
-#: each input-log row's ledger index, set after the append (module level: see executemany)
-_SET_LEDGER_INDEX = update(T_INPUTS).where(
-    T_INPUTS.c.instance_id == bindparam("b_instance"),
-    T_INPUTS.c.seq == bindparam("b_seq")).values(ledger_index=bindparam("v_index"))
-
 # The hot path's statements, built once (SQLAlchemy caches their compiled form).
 _I, _T, _N = T_INSTANCES, T_TIMERS, T_INPUTS
 _Q_OWNERS = select(T_APPROVALS.c.id, T_APPROVALS.c.instance_id).where(
     T_APPROVALS.c.id.in_(bindparam("ids", expanding=True)))
-_Q_INSTANCES = select(_I.c.id, _I.c.contract_id, _I.c.contract_name, _I.c.calendar_version,
-                      _I.c.seq, _I.c.state_hash, _I.c.status).where(
-    _I.c.id.in_(bindparam("ids", expanding=True)))
-_Q_INSTANCES_LOCKED = _Q_INSTANCES.order_by(_I.c.id).with_for_update(of=_I)
+#: the instances a transaction works on (``_load``: ids appended, then ``)``)
+_SQL_INSTANCES = (f"SELECT id, contract_id, contract_name, calendar_version, seq, state_hash, "
+                  f"status FROM {T_INSTANCES.name} WHERE id IN (")
+_LOAD_CHUNK = 500
 _Q_DOCUMENTS = select(_I.c.id, _I.c.document).where(_I.c.id.in_(bindparam("ids", expanding=True)))
 _Q_PENDING = select(_T.c.id, _T.c.instance_id, _T.c.kind, _T.c.name, _T.c.due_at).where(
     _T.c.instance_id.in_(bindparam("ids", expanding=True)),
@@ -387,8 +383,8 @@ class EngineService:
                 unit = Unit(self.clock.now())
                 with self.db.write() as conn:
                     outcomes = self._apply_all(conn, unit, commands)
-                    unit.flush(conn)
                     self._record(conn, unit)
+                    unit.flush(conn)
                     for hook in self._hooks:
                         hook(conn, commands, outcomes, unit.inputs)
                 self._committed(unit)
@@ -414,14 +410,16 @@ class EngineService:
         return [e.index for e in entries]
 
     def _record(self, conn: Connection, unit: Unit) -> None:
-        """Log the unit's inputs in the ledger (the last step of the transaction).
+        """Log the unit's inputs in the ledger, before its rows are written.
 
         Each input-log row gets its records, in log order (``transition``,
         ``migration``, one ``action`` per outbox row it wrote, one
         ``approval``/``approval_decision`` per approval it changed: see
-        ``engine/runtime/ledger.py``); the first one's index is stored in the
-        row's ``ledger_index``.  Runs inside the writer transaction: a rollback
-        removes both the rows and the ledger entries.
+        ``engine/runtime/ledger.py``), made from the rows the unit is about to
+        write; the first one's index goes into the row's ``ledger_index``, so
+        the row is inserted with it (no second write of each input row).  Runs
+        inside the writer transaction: a rollback removes both the rows and the
+        ledger entries.
         """
         if self.ledger is None or not unit.inputs:
             return
@@ -429,9 +427,6 @@ class EngineService:
 
         records, positions = unit_records(unit)
         indexes = self._append(conn, records)
-        executemany(conn, _SET_LEDGER_INDEX, [
-            {"b_instance": row["instance_id"], "b_seq": row["seq"], "v_index": indexes[i]}
-            for row, i in zip(unit.inputs, positions, strict=True)])
         for row, i in zip(unit.inputs, positions, strict=True):
             row["ledger_index"] = indexes[i]
 
@@ -504,38 +499,54 @@ class EngineService:
             sql = ("SELECT instance_id, idempotency_key, result FROM inputs WHERE "
                    + " OR ".join([term] * len(chunk)))
             params = tuple(v for pair in chunk for v in pair)
-            for iid, key, result in conn.exec_driver_sql(sql, params):
+            for iid, key, result in run_sql(conn, sql, params).fetchall():
                 found[(iid, key)] = result
         return found
 
     def _load(self, conn: Connection, ids: Sequence[str], *,
               lock: bool) -> dict[str, InstanceWork]:
-        """Read (and on PostgreSQL lock, in id order) the instances ``ids``."""
+        """Read (and on PostgreSQL lock, in id order) the instances ``ids``.
+
+        One statement per 500 ids, written directly (``id IN (?, ...)``; SQLAlchemy
+        would compile the expanded statement anew for each group), rows read as
+        plain tuples.
+        """
         unique = sorted(set(ids))
         if not unique:
             return {}
-        rows = conn.execute(_Q_INSTANCES_LOCKED if lock else _Q_INSTANCES, {"ids": unique}).all()
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        rows: list[Any] = []
+        for start in range(0, len(unique), _LOAD_CHUNK):
+            chunk = unique[start:start + _LOAD_CHUNK]
+            sql = _SQL_INSTANCES + ",".join([mark] * len(chunk)) + ")"
+            if lock:
+                sql += " ORDER BY id FOR UPDATE"
+            rows.extend(run_sql(conn, sql, chunk).fetchall())
         states: dict[str, InstanceState] = {}
         missing: list[str] = []
         with self._cache_lock:
-            for r in rows:
-                hit = self._cache.get(r.id)
-                if hit is not None and hit[0] == r.seq and hit[1] == r.state_hash:
-                    states[r.id] = hit[2]
+            get = self._cache.get
+            for iid, _c, _n, _v, seq, digest, _s in rows:
+                hit = get(iid)
+                if hit is not None and hit[0] == seq and hit[1] == digest:
+                    states[iid] = hit[2]
                 else:
-                    missing.append(r.id)
-        by_id = {r.id: r for r in rows}
+                    missing.append(iid)
         if missing:
+            contracts = {r[0]: r[1] for r in rows}
             for iid, doc in conn.execute(_Q_DOCUMENTS, {"ids": missing}):
-                program = self.program(by_id[iid].contract_id, conn)
+                program = self.program(contracts[iid], conn)
                 states[iid] = state_from_json(json.loads(doc), program)
         works: dict[str, InstanceWork] = {}
-        for r in rows:
-            works[r.id] = InstanceWork(
-                id=r.id, contract_id=r.contract_id, contract_name=r.contract_name,
-                calendar=self.calendar_for(r.calendar_version),
-                program=self.program(r.contract_id, conn), status=r.status,
-                state=states[r.id], state_hash=r.state_hash, orig_seq=r.seq)
+        programs: dict[str, Program] = {}
+        for iid, contract_id, name, calendar, seq, digest, status in rows:
+            program = programs.get(contract_id)
+            if program is None:
+                program = programs[contract_id] = self.program(contract_id, conn)
+            works[iid] = InstanceWork(
+                id=iid, contract_id=contract_id, contract_name=name,
+                calendar=self.calendar_for(calendar), program=program, status=status,
+                state=states[iid], state_hash=digest, orig_seq=seq)
         return works
 
     # --- one input ---------------------------------------------------------------
@@ -740,10 +751,10 @@ class EngineService:
                     fired = 0
                     for iid in ids:
                         outcome = self._tick(conn, unit, works[iid])
-                        fired += sum(1 for e in outcome.explanations
+                        fired += sum(1 for e in outcome.explained
                                      if e["kind"] in ("deadline", "approval_timeout"))
-                    unit.flush(conn)
                     self._record(conn, unit)
+                    unit.flush(conn)
                 self._committed(unit)
                 return len(ids), fired
             except (IntegrityError, StaleInstance, DBAPIError) as exc:
@@ -820,7 +831,7 @@ class EngineService:
                 "seq": r.seq, "kind": r.kind, "at": iso(r.at), "recorded_at": iso(r.recorded_at),
                 "input": json.loads(r.body), "idempotency_key": r.idempotency_key,
                 "state_hash": r.state_hash, "state": result.get("state"),
-                "explanations": result.get("explanations", []),
+                "explanations": [render(e) for e in result.get("explanations", ())],
                 "actions": result.get("actions", []), "approvals": result.get("approvals", []),
                 "extra": result.get("extra", {}),
             })
@@ -999,12 +1010,12 @@ class EngineService:
                             raise MigrationRefused(f"deadlines due before the migration could "
                                                    f"not fire: {ticked.message}")
                     report = self._migrate(unit, work, new_program, by)
+                    self._record(conn, unit)
                     unit.flush(conn)
                     conn.execute(update(T_MIGRATIONS).where(
                         T_MIGRATIONS.c.instance_id == instance_id,
                         T_MIGRATIONS.c.to_contract != to_contract_id,
                     ).values(active=False))
-                    self._record(conn, unit)
                 self._committed(unit)
                 return report
             except (IntegrityError, StaleInstance):

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from test_core_properties import timelines
 
 from engine.core import Fault, Rejected, step
-from engine.explain import Explanation, _duration
+from engine.explain import Explanation, _duration, render
 from engine.program import Program
-from engine.runtime.results import canonical_json
+from engine.runtime.results import canonical_json, compact_json
 from engine.state import (
     Create,
     Input,
@@ -103,13 +103,39 @@ def reference_text(e: Explanation, lang: str) -> str:
     return "".join(parts)
 
 
+def reference_json(e: Explanation) -> dict[str, Any]:
+    """An explanation as the API shows it (the definition: the shape of ``to_json``)."""
+    return {
+        "kind": e.kind, "subject": e.subject, "rule": e.rule_span, "cite": e.cite,
+        "from": e.from_state, "to": e.to_state,
+        "at": e.at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"), "by": e.by_role,
+        "late_seconds": None if e.late_by is None else int(e.late_by.total_seconds()),
+        "changes": [[n, to_json(a), to_json(b)] for n, a, b in e.changes],
+        "actions": [[a, {k: to_json(v) for k, v in args}] for a, args in e.actions],
+        "approvals": [list(a) for a in e.approvals],
+        "armed": [{"deadline": n.name,
+                   "last_day": None if n.last_day is None else n.last_day.isoformat(),
+                   "how_en": n.how_en, "how_zh": n.how_zh, "calendar": n.calendar_version,
+                   "waiting_for": n.waiting_for} for n in e.armed],
+        "disarmed": list(e.disarmed), "periods": [list(p) for p in e.periods],
+        "lapsed": list(e.lapsed), "detail": e.detail,
+        "text_en": reference_text(e, "en"), "text_zh": reference_text(e, "zh"),
+    }
+
+
 def check_explanation(e: Explanation) -> None:
     assert e.text("en") == reference_text(e, "en")
     assert e.text("zh") == reference_text(e, "zh")
+    want = reference_json(e)
     data = e.to_json()
-    assert data["text_en"] == reference_text(e, "en")
-    assert data["text_zh"] == reference_text(e, "zh")
-    assert data["at"] == e.at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    assert data == want and list(data) == list(want)
+    # stored as data (the input log), read back and rendered: the very same answer
+    stored = json.loads(compact_json(e.to_data()))
+    assert "text_en" not in stored
+    rendered = render(stored)
+    assert rendered == want and list(rendered) == list(want)
+    # a row stored with its texts (before explanations were stored as data) reads as is
+    assert render(json.loads(compact_json(want))) == want
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -153,6 +179,18 @@ def test_a_late_firing_and_period_words_render_as_defined() -> None:
                     disarmed=("x", "y"), lapsed=("a1",), zone="Asia/Shanghai")
     check_explanation(e)
     assert "fired 2 d 5 min late" in e.text("en") and "迟延2天5分钟触发" in e.text("zh")
+
+
+def test_a_lateness_under_a_second_still_reads_as_late() -> None:
+    at = dt.datetime(2025, 10, 9, 16, 0, 0, 250_000, tzinfo=dt.UTC)
+    e = Explanation("deadline", "d", "x.jrule:1:1", None, "a", "a", at,
+                    late_by=dt.timedelta(microseconds=400_000), zone="Asia/Shanghai")
+    check_explanation(e)
+    assert "fired 0 s late" in e.text("en") and e.to_json()["late_seconds"] == 0
+    on_time = Explanation("deadline", "d", "x.jrule:1:1", None, "a", "a", at,
+                          late_by=dt.timedelta(0))
+    check_explanation(on_time)
+    assert on_time.text("en").startswith("Deadline 'd' fell due at ")
 
 
 @settings(max_examples=200, deadline=None)

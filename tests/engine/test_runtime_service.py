@@ -135,6 +135,43 @@ def test_events_accepted_and_refused(svc: EngineService, vclock: VirtualClock) -
     assert svc.replay("c")
 
 
+def test_the_log_stores_explanations_as_data_and_renders_them_on_read(
+        svc: EngineService, vclock: VirtualClock) -> None:
+    from sqlalchemy import select, update
+
+    from engine.runtime.models import T_INPUTS
+
+    deploy(svc, MINIMAL)
+    created = svc.create_instance("调解协议", "c", minimal_terms())
+    vclock.advance(DAY)
+    ok = svc.submit_event("c", "付款", "被申请人", {"数额": "400.00"}, "pay-1")
+    answered = [created.to_json(), ok.to_json()]
+    with svc.db.read() as conn:
+        stored = [json.loads(r) for r in conn.scalars(
+            select(T_INPUTS.c.result).where(T_INPUTS.c.instance_id == "c")
+            .order_by(T_INPUTS.c.seq))]
+    # the words are not stored: the data they are rendered from is
+    for result in stored:
+        for e in result["explanations"]:
+            assert "text_en" not in e and "text_zh" not in e and e["zone"]
+    assert stored[0]["explanations"][0]["armed"][0]["how_zh"]  # the calendar's words are
+    # every reader shows the texts the caller was answered with
+    timeline = svc.timeline("c")
+    assert [t["explanations"] for t in timeline] == [a["explanations"] for a in answered]
+    assert "已付：0.00 → 400.00" in timeline[1]["explanations"][0]["text_zh"]
+    again = svc.submit_event("c", "付款", "被申请人", {"数额": "400.00"}, "pay-1")
+    assert again.duplicate and again.to_json() == ok.to_json()
+    assert svc.pending_deadlines("c")[0]["how_en"]
+    # a row written before (its explanations with their texts) reads exactly as it did
+    with svc.db.write() as conn:
+        conn.execute(update(T_INPUTS).where(T_INPUTS.c.instance_id == "c", T_INPUTS.c.seq == 2)
+                     .values(result=json.dumps(answered[1], ensure_ascii=False)))
+    assert svc.timeline("c") == timeline
+    old = svc.submit_event("c", "付款", "被申请人", {"数额": "400.00"}, "pay-1")
+    assert old.duplicate and old.to_json() == ok.to_json()
+    assert svc.replay("c")
+
+
 def test_same_key_twice_is_applied_once(svc: EngineService, vclock: VirtualClock) -> None:
     deploy(svc, MINIMAL)
     svc.create_instance("调解协议", "c", minimal_terms())
@@ -429,3 +466,55 @@ def test_timeline_is_bilingual_and_outcomes_are_json(svc: EngineService,
     assert json.loads(json.dumps(timeline, ensure_ascii=False)) == timeline
     assert svc.pending_deadlines("c") == []
     assert svc.outbox("c")[-1]["action"] == "file_trial_case"
+
+
+def test_stored_results_are_compact_json_any_reader_reads() -> None:
+    from engine.runtime.results import compact_json
+
+    value = {"a": 'x\u2028\x01\x7f"\\中', "b": [1, True, None, {"c": "中"}], "big": 2**70}
+    text = compact_json(value)  # the integer beyond 64 bits takes the standard encoder
+    assert json.loads(text) == value and " " not in text
+    small = {"k": ["中", 1], "z": "\n"}
+    assert compact_json(small) == '{"k":["中",1],"z":"\\n"}'
+
+
+def test_the_fast_constructor_of_an_applied_outcome_builds_the_same_outcome() -> None:
+    import dataclasses
+
+    from engine.runtime.results import Outcome
+
+    args = dict(instance_id="i", seq=2, state="s", status="active", at="2025-01-01T00:00:00Z",
+                contract="c", explained=({"kind": "event"},), actions=(), approvals=(),
+                extra={"x": 1})
+    fast, slow = Outcome.applied(**args), Outcome(accepted=True, **args)  # type: ignore[arg-type]
+    assert fast == slow and repr(fast) == repr(slow)
+    # every field set (a field added to Outcome must be added to Outcome.applied)
+    assert set(vars(fast)) == {f.name for f in dataclasses.fields(Outcome)}
+    assert dataclasses.replace(fast, duplicate=True).duplicate
+    try:
+        fast.seq = 3  # type: ignore[misc]
+    except dataclasses.FrozenInstanceError:
+        pass
+    else:
+        raise AssertionError("an applied outcome must stay frozen")
+
+
+def test_driver_level_statements_raise_sqlalchemy_errors(svc: EngineService) -> None:
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from engine.runtime.unit import run_sql
+
+    deploy(svc, MINIMAL)
+    svc.create_instance("调解协议", "c", minimal_terms())
+    row = ("c", 1, "event", "{}", None, "{}", "0" * 64, "2025-01-01 00:00:00.000000",
+           "2025-01-01 00:00:00.000000")
+    sql = ("INSERT INTO inputs (instance_id, seq, kind, body, idempotency_key, result, "
+           "state_hash, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    if svc.db.is_postgres:
+        sql = sql.replace("?", "%s")
+    # seq 1 exists: the group's retry logic must see SQLAlchemy's IntegrityError
+    with pytest.raises(IntegrityError), svc.db.write() as conn:
+        run_sql(conn, sql, [row], many=True)
+    with pytest.raises(DBAPIError), svc.db.write() as conn:
+        run_sql(conn, "SELECT nothing FROM nowhere", ())
+    assert len(svc.timeline("c")) == 1
