@@ -55,6 +55,8 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # 256 hashes
 _FULL = TILE_WIDTH * HASH_SIZE  # 8,192 bytes
 _sha256 = hashlib.sha256
+_DIGEST = hashlib.sha256().__class__.digest  # the hash object's digest(), unbound
+_NODE_PREFIX = b"\x01"  # RFC 6962 interior node
 
 #: (level, index) of a tile, as in ``<prefix>/tile/<L>/<N>``.
 TileKey = tuple[int, int]
@@ -348,7 +350,7 @@ def extend(edge: Edge, leaf_hashes: Sequence[bytes]) -> Extension:
     partial = dict(edge.tiles)
     tiles: dict[TileKey, bytes] = {}
     cur = list(leaf_hashes)
-    if any(len(h) != HASH_SIZE for h in cur):
+    if cur and set(map(len, cur)) != {HASH_SIZE}:  # map/set: no Python frame per hash
         raise StoreError("every leaf hash must be 32 bytes", code="bad_leaf")
     sha = _sha256
     height = 0
@@ -372,7 +374,10 @@ def extend(edge: Edge, leaf_hashes: Sequence[bytes]) -> Extension:
         n = len(cur)
         if n & 1:
             frontier[height] = cur[-1]
-        cur = [sha(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, n - 1, 2)]
+        # SHA-256(0x01 || left || right) of each pair, through map (no Python frame per
+        # node: this is about one hash per appended leaf); an odd last node waits on the edge
+        cur = list(map(_DIGEST, map(sha, map(_NODE_PREFIX.__add__,
+                                             map(bytes.__add__, cur[0::2], cur[1::2])))))
         height += 1
     new = Edge(size + len(leaf_hashes), partial, frontier)
     return Extension(new.size, tiles, new, new.root())
