@@ -27,7 +27,9 @@ HEAD = """contract c "T" version "1.0.0" {
   role debtor
 """
 
-ONE = HEAD + """
+ONE = (
+    HEAD
+    + """
   var n: Int = 0
   state open initial
   state done terminal
@@ -39,22 +41,25 @@ ONE = HEAD + """
   }
 }
 """
+)
 
-TWO = HEAD + """
+TWO = (
+    HEAD
+    + """
   state open initial
   state done terminal
   deadline early in open: 10 days after entering { do notify(party: creditor, message: "early") }
   deadline answer in open: 30 days after entering { goto done }
 }
 """
+)
 
 
 def next_year(cal: Calendar = CAL, holidays: tuple[str, ...] = ("2027-01-11",)) -> Calendar:
     """``cal`` plus the next year, with ``holidays`` in it (a test holiday notice)."""
     data = json.loads(cal.canonical_json())
     data["years"] = [*data["years"], cal.last_year + 1]
-    data["holidays"] = [*data["holidays"], *({"date": d, "name": "test holiday"}
-                                             for d in holidays)]
+    data["holidays"] = [*data["holidays"], *({"date": d, "name": "test holiday"} for d in holidays)]
     return calendar_from_mapping(data)
 
 
@@ -128,8 +133,11 @@ def test_recompute_keeps_other_timers_and_stays_provisional_if_still_beyond() ->
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(min_value=0, max_value=120), st.integers(min_value=1, max_value=60),
-       st.integers(min_value=0, max_value=3))
+@given(
+    st.integers(min_value=0, max_value=120),
+    st.integers(min_value=1, max_value=60),
+    st.integers(min_value=0, max_value=3),
+)
 def test_a_due_provisional_timer_always_faults(day: int, days: int, extra: int) -> None:
     """Whatever the arming day and length: a provisional timer that falls due faults,
     a non-provisional one fires; never a firing on the nominal (unchecked) day."""
