@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 from runtime_support import store_url
@@ -18,6 +19,7 @@ from engine.runtime.db import open_database
 from engine.runtime.errors import EngineError, MigrationRefused
 from engine.runtime.service import EngineService
 from engine.runtime.unit import T_INPUTS
+from engine.testing.history import compare_history
 from ledger_adapter import Ed25519Signer
 from ledger_adapter.sql import SqlLedger
 
@@ -70,7 +72,9 @@ def _open(
     ), ledger
 
 
-def test_fault_move_to_next_years_calendar_resolve_fire(store_url: str) -> None:
+def test_fault_move_to_next_years_calendar_resolve_fire(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clock = VirtualClock(START)
     signer = Ed25519Signer.generate(ORIGIN)
     svc, _ = _open(store_url, clock, signer)
@@ -175,6 +179,20 @@ def test_fault_move_to_next_years_calendar_resolve_fire(store_url: str) -> None:
         assert audit.instances == 1
     finally:
         svc.close()
+    # `jrule audit` replays it too, given the calendars the engine runs with
+    notice = tmp_path / "cn-2027.json"
+    notice.write_text(json.dumps(json.loads(NEXT.canonical_json())), encoding="utf-8")
+    code, out = _audit(store_url, capsys)
+    assert code == 1 and "not loaded" in out
+    code, out = _audit(store_url, capsys, "--calendar", str(notice))
+    assert code == 0 and "no disagreement found" in out, out
+
+
+def _audit(url: str, capsys: pytest.CaptureFixture[str], *more: str) -> tuple[int, str]:
+    from rules_dsl.cli import main
+
+    code = main(["audit", "--db", url, *more])
+    return code, capsys.readouterr().out
 
 
 def test_a_move_while_active_recomputes_before_it_falls_due(store_url: str) -> None:
@@ -187,6 +205,8 @@ def test_a_move_while_active_recomputes_before_it_falls_due(store_url: str) -> N
         report = svc.recalendar("i", NEXT.version, by="张法官")
         assert report["status"] == "active"
         assert [c["how"] for c in report["timers"]] == ["recomputed"]
+        program = svc.program(svc.state("i")["contract"])
+        assert compare_history(svc, {"答辩": program}) == (2, [])  # the move is re-applied
         (row,) = [r for r in svc.timers("i") if r["status"] == "pending"]
         assert row["due_at"] == "2027-01-12T16:00:00Z"
         clock.advance(NOMINAL_DUE + dt.timedelta(hours=1) - START)
