@@ -477,6 +477,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "used when omitted, nothing is signed)")
     parser.add_argument("--chunk", type=int, default=1000, metavar="N",
                         help="rows read per query (default 1000)")
+    parser.add_argument("--calendar", action="append", default=[], metavar="NAME_OR_FILE",
+                        help="a further calendar version instances may run on (a court's "
+                             "own, or next year's notice they were moved to), as the engine "
+                             "is configured (repeatable; the built-in cn is always loaded)")
 
 
 class KeyFileError(Exception):
@@ -529,6 +533,13 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk < 1:
         print(f"jrule audit: --chunk must be at least 1, not {args.chunk}", file=sys.stderr)
         return 2
+    from contracts_lib.calendar import CalendarError, load_calendar
+
+    try:
+        calendars = [load_calendar(c) for c in getattr(args, "calendar", [])]
+    except CalendarError as exc:
+        print(f"jrule audit: --calendar: {exc}", file=sys.stderr)
+        return 2
     try:
         url = normalize_url(args.db)
         # an audit only reads: a missing SQLite file is a mistyped path, not a store to create
@@ -536,7 +547,8 @@ def run(args: argparse.Namespace) -> int:
                 and not Path(url.database).is_file():
             print(f"jrule audit: no store at {url.database} (no such file)", file=sys.stderr)
             return 2
-        service = EngineService(args.db, mode="production", engine_lock=False, migrate=False)
+        service = EngineService(args.db, mode="production", engine_lock=False, migrate=False,
+                                calendars=calendars)
     except EngineError as exc:
         print(f"jrule audit: {exc.message}", file=sys.stderr)
         return 2

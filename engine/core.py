@@ -62,7 +62,7 @@ from engine.state import (
 from engine.values import Value, ValueError_, from_json
 
 __all__ = ["MAX_FIRINGS_PER_STEP", "Fault", "Rejected", "StepResult", "arm_deadlines",
-           "legal_date", "step"]
+           "legal_date", "recompute_provisional", "step"]
 
 #: A step that fires more than this many deadlines is stopped as a fault
 #: (a rule set that re-arms a zero-length deadline forever).
@@ -708,6 +708,8 @@ class _Work:
     def fire_timer(self, timer: Timer, until: dt.datetime) -> None:
         assert timer.due_at is not None
         d = self.program.deadline_by_name[timer.deadline]
+        if timer.provisional:
+            raise Fault(_provisional_message(timer, self.calendar), d.span)
         self.drop_timer(timer)
         now = timer.due_at
         today = legal_date(now, self.calendar)
@@ -743,6 +745,20 @@ class _Work:
         except RuntimeFault as exc:
             raise Fault(f"approval {approval.id} timeout: {exc.message}",
                         exc.span or site.span) from exc
+
+
+def _provisional_message(timer: Timer, calendar: Calendar) -> str:
+    """Why a provisional timer that fell due does not fire (see :meth:`_Work.fire_timer`)."""
+    assert timer.last_day is not None
+    day = timer.last_day
+    years = (str(calendar.first_year) if calendar.first_year == calendar.last_year
+             else f"{calendar.first_year}\u2013{calendar.last_year}")
+    return (f"deadline `{timer.deadline}` was armed provisionally: its nominal last day "
+            f"{day.isoformat()} lies outside calendar {calendar.version} (covers {years}), so "
+            "whether that day is a holiday (and the period runs on) is not known; it does not "
+            f"fire on that guess. Load the calendar covering {day.year} (the court's holiday "
+            "notice for that year), move the instance to it (recalendar: the deadline is "
+            "recomputed with the holiday extension), then resolve this fault")
 
 
 def _vars_after(names: tuple[str, ...], old: tuple[tuple[str, Value], ...],
@@ -1142,6 +1158,50 @@ def arm_deadlines(program: Program, calendar: Calendar, state: InstanceState,
     return new, notes
 
 
+def recompute_provisional(program: Program, calendar: Calendar, state: InstanceState,
+                          now: dt.datetime) -> tuple[InstanceState, tuple[
+                              tuple[Timer, Timer | None, DeadlineNote | None], ...]]:
+    """Move ``state`` to ``calendar`` (a newer version of its calendar): recompute
+    every provisional timer from its stored anchor and occurrence, as arming it did.
+
+    A provisional timer (its last day lay beyond the old calendar's years; see
+    :meth:`_Work.arm`) is armed again under ``calendar`` with its anchor and
+    occurrence: the holiday extension now applies, or it stays provisional if
+    its last day is still beyond.  A suspended one (no due instant) and every
+    other timer are kept as they are.  Returns the state at ``now`` (seq + 1,
+    ``calendar_version`` the new one, timers sorted as :func:`step` sorts
+    them) and, per provisional timer, ``(old, new or None, note)`` (``None``:
+    a repetition past its limit under the new calendar).  Pure; raises
+    :class:`~engine.program.RuntimeFault` (naming the deadline) when one
+    cannot be recomputed or its nominal last day would change (its period
+    length now evaluates differently than when it was armed).
+    """
+    work = _Work(program, calendar, state)
+    clock = max(now, state.clock)
+    frame = work.frame(legal_date(clock, calendar), clock)
+    moved: list[tuple[Timer, Timer | None, DeadlineNote | None]] = []
+    for old in state.timers:
+        if not old.provisional or old.due_at is None or old.anchor is None:
+            continue
+        d = program.deadline_by_name[old.deadline]
+        work.drop_timer(old)
+        note = work.arm(d, frame, occurrence=old.occurrence, anchor_override=old.anchor)
+        new = work.timers[-1] if note is not None else None
+        if new is not None and new.nominal_last_day != old.nominal_last_day:
+            raise RuntimeFault(
+                f"deadline `{d.name}`: recomputed, its nominal last day would be "
+                f"{new.nominal_last_day}, not {old.nominal_last_day} as armed (its period "
+                "now evaluates differently)", d.span)
+        moved.append((old, new, note))
+    timers = tuple(sorted(work.timers, key=lambda t: (
+        t.due_at is None, t.due_at or clock, t.priority, t.index, t.occurrence)))
+    new_state = _make_state(
+        state.instance_id, state.contract_id, work.calendar_version, state.state,
+        state.seq + 1, clock, state.terms, state.vars, timers, state.approvals,
+        state.event_dates, state.event_payloads, tuple(sorted(work.deadline_days.items())))
+    return new_state, tuple(moved)
+
+
 def step(program: Program, calendar: Calendar, state: InstanceState | None,
          inp: Input) -> StepResult:
     """Apply one input to an instance.  Pure and deterministic.
@@ -1196,7 +1256,9 @@ def step(program: Program, calendar: Calendar, state: InstanceState | None,
             work.fire_due(at)
         _event(work, program, inp, payload)
     else:
-        if due == 1 and not state.approvals and inp.__class__ is Tick:
+        # (a provisional timer takes the general path, which refuses to fire it)
+        if due == 1 and not state.approvals and inp.__class__ is Tick \
+                and not first_due.provisional:  # type: ignore[union-attr]
             return _plain_tick(program, calendar, state, at, first_due)  # type: ignore[arg-type]
         work = _Work(program, calendar, state)
         work.clock = at

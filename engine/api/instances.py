@@ -1,5 +1,6 @@
 """Instances: create one for a case; read its state, deadlines, approvals and timeline;
-migrate it to another deployed version.  Events: submit one (group-committed)."""
+migrate it to another deployed version, or move it to a newer version of its calendar.
+Events: submit one (group-committed)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,13 @@ class EventRequest(UnicodeModel):
 class MigrateRequest(BaseModel):
     to: str = Field(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$",
                     description="the contract id (version) to move the instance to")
+
+
+class RecalendarRequest(BaseModel):
+    calendar: str = Field(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+@[0-9a-f]{12}$",
+                          description="the calendar version to move the instance to, e.g. "
+                                      "cn@0123456789ab (a newer version of its calendar, "
+                                      "loaded in the engine)")
 
 
 class InstanceView(BaseModel):
@@ -175,6 +183,20 @@ def migrate_instance(request: Request, body: MigrateRequest, instance_id: str = 
     """Move the instance to another deployed version (recorded on the ledger)."""
     _meta(request, caller, "migrate_instance", instance_id)
     return dict(_runtime(request).service.migrate(instance_id, body.to, caller.name))
+
+
+@router.post("/{instance_id}/recalendar", operation_id="recalendar_instance",
+             response_model=dict[str, Any], responses=error_responses(401, 403, 404, 409))
+def recalendar_instance(request: Request, body: RecalendarRequest,
+                        instance_id: str = InstanceId,
+                        caller: Caller = Depends(guard("recalendar_instance"))
+                        ) -> dict[str, Any]:
+    """Move the instance (active or faulted) to a newer version of its calendar: each
+    deadline armed provisionally beyond the old calendar's years is recomputed (holiday
+    extension applied), the others are kept; recorded on the ledger.  A faulted
+    instance is then resolved through its incident."""
+    _meta(request, caller, "recalendar_instance", instance_id)
+    return dict(_runtime(request).service.recalendar(instance_id, body.calendar, caller.name))
 
 
 @router.post("/{instance_id}/events", operation_id="submit_event", response_model=Result,

@@ -9,7 +9,7 @@ Counted by this process (since it started):
 Read from the store at each scrape (so every server behind a load balancer
 reports the same, whole-system figures):
 
-``jrule_inputs{kind}``                     input-log rows: create, event, decision, tick, migrate
+``jrule_inputs{kind}``                     input-log rows by kind (create, event, decision, ...)
 ``jrule_deadlines_fired``                  deadlines and approval timeouts fired
 ``jrule_deadline_lateness_seconds``        histogram of how late they fired (due -> fired)
 ``jrule_deadlines_pending``                deadlines waiting to fall due

@@ -52,6 +52,7 @@ POLICY: dict[str, frozenset[str]] = {
     "get_instance_approvals": _READERS,
     "get_timeline": _READERS,
     "migrate_instance": frozenset({"judge", "admin"}),
+    "recalendar_instance": frozenset({"judge", "admin"}),
     # events
     "submit_event": _STAFF | {"mediation_centre", "bank"},
     # actions and approvals

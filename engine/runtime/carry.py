@@ -18,6 +18,15 @@ the new version, or refuses with every reason it cannot:
   ``armed``.  A deadline of the old version that already fired in this state
   is not armed again.
 
+``recalendar(state, program, old, new, at)`` moves a running instance to a
+newer version of its calendar (see :func:`check_calendar_move` for which
+moves are allowed): each provisional timer (its last day lay beyond the old
+calendar's years) is ``recomputed`` from its stored anchor and occurrence
+under the new calendar (the holiday extension now applies; still provisional
+if still beyond); every other timer is ``kept`` -- the new calendar agrees
+with the old one on every day of the old one's years, so what was computed
+under the old one stands.
+
 Like the core it is deterministic (same inputs, same state), so a replay of
 the input log re-applies a logged migration and gets the same state.
 """
@@ -30,12 +39,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts_lib.calendar import Calendar
-from engine.core import arm_deadlines, legal_date
+from engine.core import arm_deadlines, legal_date, recompute_provisional
 from engine.program import Frame, Program, RuntimeFault
 from engine.runtime.errors import MigrationRefused
 from engine.state import InstanceState, Timer
 
-__all__ = ["TimerCarry", "carry_over"]
+__all__ = ["TimerCarry", "carry_over", "check_calendar_move", "recalendar"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,7 @@ class TimerCarry:
     """How one running timer (or newly armed deadline) crossed the migration."""
 
     deadline: str
-    how: str  # kept | re-armed | dropped | armed
+    how: str  # kept | re-armed | dropped | armed | recomputed (a calendar move)
     old_due: dt.datetime | None
     new_due: dt.datetime | None
     reason: str
@@ -199,3 +208,80 @@ def _arm(base: InstanceState, new: Program, calendar: Calendar, today: dt.date,
             report.append(TimerCarry(name, "armed", None, new_due,
                                      "new in this version for the current state", how_en, how_zh))
     return armed
+
+
+def _rest_days(calendar: Calendar, first_year: int, last_year: int) -> tuple[Any, ...]:
+    """The days of ``first_year..last_year`` that differ from the plain weekly pattern."""
+    def within(days: Mapping[dt.date, str]) -> tuple[dt.date, ...]:
+        return tuple(d for d in days if first_year <= d.year <= last_year)
+
+    return (calendar.timezone, calendar.weekend, within(calendar.holidays),
+            within(calendar.working_days))
+
+
+def check_calendar_move(old: Calendar, new: Calendar) -> list[str]:
+    """Why an instance on ``old`` may not move to ``new`` (empty: it may).
+
+    Allowed: a newer version of the *same* calendar (same id) that covers every
+    year ``old`` covers and at least one more, and agrees with ``old`` on every
+    day of ``old``'s years (same time zone and weekend, the same holidays,
+    closures and working weekend days).  So it only adds years (a new year's
+    holiday notice), and every deadline computed under ``old`` stays right.
+    """
+    reasons: list[str] = []
+    if new.id != old.id:
+        reasons.append(f"calendar {new.version} is not a version of calendar `{old.id}` "
+                       f"(the instance runs {old.version})")
+        return reasons
+    if new.version == old.version:
+        reasons.append(f"the instance already runs calendar {old.version}")
+        return reasons
+    if new.first_year > old.first_year or new.last_year < old.last_year \
+            or (new.first_year, new.last_year) == (old.first_year, old.last_year):
+        reasons.append(f"calendar {new.version} (covers {new.first_year}-{new.last_year}) "
+                       f"must cover every year {old.version} covers ({old.first_year}-"
+                       f"{old.last_year}) and at least one more")
+    elif _rest_days(new, old.first_year, old.last_year) != \
+            _rest_days(old, old.first_year, old.last_year):
+        reasons.append(f"calendar {new.version} changes days within {old.first_year}-"
+                       f"{old.last_year}, which {old.version} already covers (deadlines "
+                       "computed under it would be wrong): only new years may be added")
+    return reasons
+
+
+def recalendar(state: InstanceState, program: Program, old: Calendar, new: Calendar,
+               at: dt.datetime) -> tuple[InstanceState, list[TimerCarry]]:
+    """The instance's state under calendar ``new``, and how each timer was carried.
+
+    Raises :class:`MigrationRefused` listing every reason when it cannot.
+    """
+    reasons = check_calendar_move(old, new)
+    if reasons:
+        raise MigrationRefused("cannot move to calendar " + new.version + ": "
+                               + "; ".join(reasons))
+    try:
+        moved_state, moved = recompute_provisional(program, new, state, at)
+    except RuntimeFault as exc:
+        raise MigrationRefused(f"cannot move to calendar {new.version}: {exc}") from exc
+    recomputed = {id(o) for o, _, _ in moved}
+    report: list[TimerCarry] = []
+    for t in state.timers:
+        if id(t) in recomputed:
+            continue
+        why = ("suspended: computed under the new calendar when it resumes"
+               if t.provisional else f"computed under {old.version}, which {new.version} "
+               "agrees with on every day it covered")
+        report.append(TimerCarry(t.deadline, "kept", t.due_at, t.due_at, why))
+    for o, n, note in moved:
+        if n is None:
+            report.append(TimerCarry(o.deadline, "dropped", o.due_at, None,
+                                     f"under {new.version} this repetition is past its limit"))
+            continue
+        why = (f"provisional under {old.version} (last day {o.last_day} beyond its years): "
+               f"recomputed from its anchor {o.anchor} (occurrence {o.occurrence}) under "
+               f"{new.version}, last day {n.last_day}"
+               + (" (still beyond its years: still provisional)" if n.provisional else ""))
+        report.append(TimerCarry(o.deadline, "recomputed", o.due_at, n.due_at, why,
+                                 None if note is None else note.how_en,
+                                 None if note is None else note.how_zh))
+    return moved_state, report

@@ -12,6 +12,9 @@ record:
     "actions": [<idempotency keys of the actions emitted>]}``, at.
 ``migration`` (after the transition of a ``migrate`` row)
     instance, seq, from, to, state, by, at (from the row's body).
+    A ``recalendar`` row (a move to a newer calendar version) makes only its
+    ``transition`` record: its ``input`` digest covers the body (from and to
+    calendar versions, by, at) and ``effects`` its kind.
 ``action`` (one per ``outbox`` row, when the input that triggered it is logged)
     instance (``outbox.instance_id``), seq and at (of the input), key, action,
     ``args`` = SHA-256 of ``outbox.args`` as stored, outcome ``triggered``.

@@ -153,7 +153,7 @@ class InputLog(Base):
                                     primary_key=True, autoincrement=True)
     instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(20))  # create|event|tick|decision|migrate
+    kind: Mapped[str] = mapped_column(String(20))  # create|event|tick|decision|migrate|recalendar
     body: Mapped[str] = mapped_column(Text)  # canonical input JSON (engine.state.input_to_json)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     result: Mapped[str] = mapped_column(Text)  # JSON response returned for this input

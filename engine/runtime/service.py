@@ -45,7 +45,7 @@ from contracts_lib.calendar import Calendar, load_calendar
 from engine.core import Fault, Rejected, StepResult, step
 from engine.explain import render
 from engine.program import Program, compile_contract
-from engine.runtime.carry import carry_over
+from engine.runtime.carry import carry_over, recalendar
 from engine.runtime.clock import Clock, SystemClock, check_clock
 from engine.runtime.db import Database, open_database
 from engine.runtime.errors import DeployRefused, EngineError, MigrationRefused, NotFound
@@ -954,12 +954,21 @@ class EngineService:
                                          T_INPUTS.c.result, T_INPUTS.c.state_hash)
                                   .where(T_INPUTS.c.instance_id == instance_id)
                                   .order_by(T_INPUTS.c.seq)).all()
-        calendar = self.calendar_for(row.calendar_version)
+        # the calendar it was created with: the one its first calendar move left
+        first_move = next((json.loads(b)["from"] for _, k, b, _, _ in inputs
+                           if k == "recalendar"), None)
+        calendar = self.calendar_for(first_move or row.calendar_version)
         state: InstanceState | None = None
         first_diff: int | None = None
         for seq, kind, body_text, result_text, stored_hash in inputs:
             body = json.loads(body_text)
-            if kind == "migrate":
+            if kind == "recalendar":
+                assert state is not None
+                new_calendar = self.calendar_for(body["to"])
+                state, _ = recalendar(state, self.program(state.contract_id), calendar,
+                                      new_calendar, _instant(body["at"]))
+                calendar = new_calendar
+            elif kind == "migrate":
                 assert state is not None
                 old = self.program(body["from"])
                 new = self.program(body["to"])
@@ -1044,6 +1053,69 @@ class EngineService:
         return {"instance": work.id, "from": old_program.contract_id,
                 "to": new_program.contract_id, "by": by, "at": iso(at), "seq": outcome.seq,
                 "state": outcome.state, "timers": timers}
+
+    def recalendar(self, instance_id: str, calendar_version: str, by: str) -> dict[str, Any]:
+        """Move a running (active or faulted) instance to a newer version of its calendar.
+
+        The remedy for a deadline armed provisionally (its last day lay beyond the
+        years the instance's calendar covers; it faults rather than fire on that
+        guess): load the calendar that covers the year (start the engine with it
+        in ``calendars``), then move the instance to it.  Only a newer version of
+        the same calendar that adds years and agrees on every day the old one
+        covers is allowed (:func:`engine.runtime.carry.check_calendar_move`).
+        Deadlines that fell due before the move fire first (an active instance);
+        a provisional one among them faults the instance, and the move goes ahead
+        (resolve the fault afterwards).  Each provisional timer is recomputed
+        under the new calendar, every other timer is kept.  Recorded as a
+        ``recalendar`` input-log row (replayed exactly) and a Migration row (from
+        and to the same contract) saying who, when and how each timer was carried.
+        Raises :class:`MigrationRefused` with the reasons when it cannot.
+        """
+        new_calendar = self.calendar_for(calendar_version)
+        for attempt in range(_RETRIES):
+            try:
+                unit = Unit(self.clock.now())
+                with self.db.write() as conn:
+                    works = self._load(conn, [instance_id], lock=self.db.is_postgres)
+                    work = works.get(instance_id)
+                    if work is None:
+                        raise NotFound(f"no instance `{instance_id}`")
+                    if work.status == "ended":
+                        raise MigrationRefused(f"instance `{instance_id}` has ended")
+                    if work.status == "active":
+                        self._tick(conn, unit, work)  # a fault here is recorded, not refused
+                    report = self._recalendar(unit, work, new_calendar, by)
+                    unit.flush(conn)
+                    self._record(conn, unit)
+                self._committed(unit)
+                return report
+            except (IntegrityError, StaleInstance):
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _recalendar(self, unit: Unit, work: InstanceWork, new_calendar: Calendar,
+                    by: str) -> dict[str, Any]:
+        assert work.state is not None
+        old_calendar = work.calendar
+        at = self._at(unit, work)
+        new_state, carried = recalendar(work.state, work.program, old_calendar, new_calendar, at)
+        timers = [c.to_json() for c in carried]
+        body = {"input": "recalendar", "from": old_calendar.version, "to": new_calendar.version,
+                "by": by, "at": iso(at)}
+        work.calendar = new_calendar
+        outcome = unit.record_logged(work, body, at, "recalendar", None,
+                                     StepResult(new_state, (), ()),
+                                     extra={"timers": timers, "by": by,
+                                            "from_calendar": old_calendar.version,
+                                            "to_calendar": new_calendar.version})
+        unit.migrations.append({"instance_id": work.id, "from_contract": work.contract_id,
+                                "to_contract": work.contract_id, "by": by, "at": at,
+                                "timers": canonical_json(timers), "active": True})
+        return {"instance": work.id, "from_calendar": old_calendar.version,
+                "to_calendar": new_calendar.version, "by": by, "at": iso(at),
+                "seq": outcome.seq, "state": outcome.state, "status": outcome.status,
+                "timers": timers}
 
     def migrations(self, instance_id: str) -> list[dict[str, Any]]:
         m = T_MIGRATIONS

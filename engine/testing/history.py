@@ -11,6 +11,7 @@ migrate them.  Nothing is written to the database.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.core import Fault, Rejected, step
-from engine.program import Program, compile_contract
+from engine.core import Fault, Rejected, recompute_provisional, step
+from engine.program import Program, RuntimeFault, compile_contract
 from engine.runtime.errors import EngineError
 from engine.state import ActionEffect, InstanceState, input_from_json
 from rules_dsl.compiler import compile_path
@@ -43,6 +44,10 @@ class InstanceChange:
                 "old_state": self.old_state, "new_state": self.new_state,
                 "actions_no_longer_taken": self.removed, "actions_newly_taken": self.added,
                 "inputs_refused": self.refused}
+
+
+def _instant(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
 
 
 def _action_text(action: str, args: dict[str, Any]) -> str:
@@ -72,14 +77,25 @@ def compare_history(service: Any, programs: dict[str, Program]) -> tuple[int, li
         if program is None:
             continue
         replayed += 1
-        calendar = service.calendar_for(stored["calendar"])
         rows = service.timeline(iid)
+        # the calendar it was created with (a later move to a newer version is re-applied)
+        first_move = next((r["input"]["from"] for r in rows if r["kind"] == "recalendar"), None)
+        calendar = service.calendar_for(first_move or stored["calendar"])
         old_actions = [_action_text(a["action"], a["args"]) for r in rows for a in r["actions"]]
         state: InstanceState | None = None
         new_actions: list[str] = []
         refused: list[str] = []
         for r in rows:
             if r["kind"] == "migrate":
+                continue
+            if r["kind"] == "recalendar":
+                calendar = service.calendar_for(r["input"]["to"])
+                if state is not None:
+                    try:
+                        state, _ = recompute_provisional(program, calendar, state,
+                                                         _instant(r["input"]["at"]))
+                    except RuntimeFault as exc:
+                        refused.append(f"seq {r['seq']} (recalendar): {exc}")
                 continue
             inp = input_from_json(r["input"])
             try:

@@ -39,6 +39,8 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "get_instance_approvals": ("GET", "/instances/case-1/approvals", None),
     "get_timeline": ("GET", "/instances/case-1/timeline", None),
     "migrate_instance": ("POST", "/instances/case-1/migrate", {"to": "0" * 64}),
+    "recalendar_instance": ("POST", "/instances/case-1/recalendar",
+                            {"calendar": "cn@000000000000"}),
     "submit_event": ("POST", "/instances/case-1/events",
                      {"event": "付款", "role": "被申请人", "payload": {"数额": "bad"}}),
     "list_outbox": ("GET", "/actions/outbox", None),
