@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "StderrHandler", "configure_logging"]
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,9 +40,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream that
+    was ``sys.stderr`` when logging was configured (which a caller, a test runner's
+    capture or a daemoniser may have replaced and closed since)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send ``jrule.*`` and uvicorn's logs to stderr as JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter())
     for name in ("jrule", "uvicorn", "uvicorn.error", "apscheduler"):
         logger = logging.getLogger(name)

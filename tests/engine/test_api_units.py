@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -489,3 +490,33 @@ def test_writer_is_woken_per_group_not_per_event(tmp_path: Path) -> None:
         assert sum(svc.state(f"c{i}")["seq"] for i in range(3)) == 3 + 48
     finally:
         svc.close()
+
+
+def test_json_logs_follow_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logging configured once keeps writing after sys.stderr was replaced and the old one
+    closed (a caller's capture, a test runner): no "Logging error", the line lands."""
+    import io
+    import json as _json
+    import logging
+
+    from engine.api.logs import configure_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate,
+                 logging.getLogger(n).level)
+             for n in ("jrule", "uvicorn", "uvicorn.error", "apscheduler")}
+    try:
+        configure_logging("INFO")
+        first.close()
+        second = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("jrule.test").warning("after the swap")
+        line = second.getvalue().strip()
+        assert _json.loads(line)["message"] == "after the swap"
+        assert "Logging error" not in line
+    finally:
+        for n, (handlers, propagate, level) in saved.items():
+            lg = logging.getLogger(n)
+            lg.handlers[:], lg.propagate = handlers, propagate
+            lg.setLevel(level)
