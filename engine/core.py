@@ -1049,7 +1049,7 @@ def _plain_tick(program: Program, calendar: Calendar, state: InstanceState, at: 
         work = _Work(program, calendar, state)
         work.clock = at
         work.terms, work.vars = frame.terms, frame.vars
-        work.event_dates = frame.event_dates
+        work.event_dates = frame.event_dates  # type: ignore[assignment]
         work.event_payloads = frame.event_payloads  # type: ignore[assignment]
         if program.reads_deadline_days:
             work._deadline_days = frame.deadline_days  # type: ignore[assignment]

@@ -116,6 +116,16 @@ class Ledger(Protocol):
         """The log's name: the checkpoint origin line and its key name."""
         ...
 
+    def initialize(self, session: Session | Connection | None = None,
+                   at: dt.datetime | None = None) -> SignedCheckpoint:
+        """Create the log if it does not exist (its key, a signed empty checkpoint); if it
+        exists, check it is this log and that this process holds its current key."""
+        ...
+
+    def size(self) -> int:
+        """The number of entries (the latest checkpoint's tree size)."""
+        ...
+
     def append(self, records: Sequence[Record], session: Session | Connection | None = None
                ) -> Sequence[LedgerEntry]:
         """Log ``records`` in order, as one batch with one signed checkpoint.

@@ -76,7 +76,7 @@ from engine.state import (
 
 if TYPE_CHECKING:
     from engine.testing.gate import DeployGate
-    from ledger_adapter.sql import SqlLedger
+    from ledger_adapter.protocol import Ledger
 
 __all__ = ["EngineService", "EventSubmission", "NewInstance", "TransactionHook"]
 
@@ -158,7 +158,7 @@ class EngineService:
                  calendar: Calendar | None = None, mode: str = "production", *,
                  calendars: Iterable[Calendar] = (), migrate: bool = True,
                  engine_lock: bool = True, cache_size: int = 10_000,
-                 db: Database | None = None, ledger: SqlLedger | None = None,
+                 db: Database | None = None, ledger: Ledger | None = None,
                  deploy_gate: DeployGate | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         #: runs a rule set's tests and properties before it is deployed (see
@@ -540,9 +540,10 @@ class EngineService:
         works: dict[str, InstanceWork] = {}
         programs: dict[str, Program] = {}
         for iid, contract_id, name, calendar, seq, digest, status in rows:
-            program = programs.get(contract_id)
-            if program is None:
-                program = programs[contract_id] = self.program(contract_id, conn)
+            known = programs.get(contract_id)
+            if known is None:
+                known = programs[contract_id] = self.program(contract_id, conn)
+            program = known
             works[iid] = InstanceWork(
                 id=iid, contract_id=contract_id, contract_name=name,
                 calendar=self.calendar_for(calendar), program=program, status=status,
