@@ -1001,6 +1001,32 @@ class EngineService:
         Raises :class:`MigrationRefused` with the reasons when it cannot.
         """
         new_program = self.program(to_contract_id)
+
+        def move(conn: Connection, unit: Unit, work: InstanceWork) -> dict[str, Any]:
+            if work.contract_id == to_contract_id:
+                raise MigrationRefused(f"instance `{instance_id}` already runs "
+                                       f"{to_contract_id}")
+            if work.status == "active":
+                ticked = self._tick(conn, unit, work)
+                if not ticked.accepted and ticked.code != "nothing_due":
+                    raise MigrationRefused(f"deadlines due before the migration could "
+                                           f"not fire: {ticked.message}")
+            return self._migrate(unit, work, new_program, by)
+
+        def after(conn: Connection) -> None:
+            conn.execute(update(T_MIGRATIONS).where(
+                T_MIGRATIONS.c.instance_id == instance_id,
+                T_MIGRATIONS.c.to_contract != to_contract_id,
+            ).values(active=False))
+
+        return self._move(instance_id, move, after)
+
+    def _move(self, instance_id: str,
+              move: Callable[[Connection, Unit, InstanceWork], dict[str, Any]],
+              after: Callable[[Connection], None] | None = None) -> dict[str, Any]:
+        """One transaction that moves a not-ended instance (``migrate``, ``recalendar``):
+        load it locked, ``move`` it (which refuses by raising), append its ledger records,
+        write its rows, then ``after``; retried like any write on a lost race."""
         for attempt in range(_RETRIES):
             try:
                 unit = Unit(self.clock.now())
@@ -1009,23 +1035,13 @@ class EngineService:
                     work = works.get(instance_id)
                     if work is None:
                         raise NotFound(f"no instance `{instance_id}`")
-                    if work.contract_id == to_contract_id:
-                        raise MigrationRefused(f"instance `{instance_id}` already runs "
-                                               f"{to_contract_id}")
                     if work.status == "ended":
                         raise MigrationRefused(f"instance `{instance_id}` has ended")
-                    if work.status == "active":
-                        ticked = self._tick(conn, unit, work)
-                        if not ticked.accepted and ticked.code != "nothing_due":
-                            raise MigrationRefused(f"deadlines due before the migration could "
-                                                   f"not fire: {ticked.message}")
-                    report = self._migrate(unit, work, new_program, by)
-                    self._record(conn, unit)
+                    report = move(conn, unit, work)
+                    self._record(conn, unit)  # before the rows: they carry its indexes
                     unit.flush(conn)
-                    conn.execute(update(T_MIGRATIONS).where(
-                        T_MIGRATIONS.c.instance_id == instance_id,
-                        T_MIGRATIONS.c.to_contract != to_contract_id,
-                    ).values(active=False))
+                    if after is not None:
+                        after(conn)
                 self._committed(unit)
                 return report
             except (IntegrityError, StaleInstance):
@@ -1042,18 +1058,27 @@ class EngineService:
         timers = [c.to_json() for c in carried]
         body = {"input": "migrate", "from": old_program.contract_id,
                 "to": new_program.contract_id, "by": by, "at": iso(at)}
-        result = StepResult(new_state, (), ())
         work.program = new_program
-        outcome = unit.record_logged(work, body, at, "migrate", None, result,
-                                     extra={"timers": timers, "by": by,
-                                            "from": old_program.contract_id,
-                                            "to": new_program.contract_id})
-        unit.migrations.append({"instance_id": work.id, "from_contract": old_program.contract_id,
-                                "to_contract": new_program.contract_id, "by": by, "at": at,
-                                "timers": canonical_json(timers), "active": True})
+        outcome = self._log_move(unit, work, body, at, new_state, timers,
+                                 {"from": old_program.contract_id, "to": new_program.contract_id},
+                                 old_program.contract_id, new_program.contract_id)
         return {"instance": work.id, "from": old_program.contract_id,
                 "to": new_program.contract_id, "by": by, "at": iso(at), "seq": outcome.seq,
                 "state": outcome.state, "timers": timers}
+
+    @staticmethod
+    def _log_move(unit: Unit, work: InstanceWork, body: dict[str, Any], at: dt.datetime,
+                  new_state: InstanceState, timers: list[dict[str, Any]],
+                  extra: dict[str, Any], from_contract: str, to_contract: str) -> Outcome:
+        """Log a move (``body["input"]`` is its kind) as an input with no effects, and its
+        Migration row saying who, when and how each timer was carried over."""
+        outcome = unit.record_logged(work, body, at, body["input"], None,
+                                     StepResult(new_state, (), ()),
+                                     extra={"timers": timers, "by": body["by"], **extra})
+        unit.migrations.append({"instance_id": work.id, "from_contract": from_contract,
+                                "to_contract": to_contract, "by": body["by"], "at": at,
+                                "timers": canonical_json(timers), "active": True})
+        return outcome
 
     def recalendar(self, instance_id: str, calendar_version: str, by: str) -> dict[str, Any]:
         """Move a running (active or faulted) instance to a newer version of its calendar.
@@ -1073,27 +1098,13 @@ class EngineService:
         Raises :class:`MigrationRefused` with the reasons when it cannot.
         """
         new_calendar = self.calendar_for(calendar_version)
-        for attempt in range(_RETRIES):
-            try:
-                unit = Unit(self.clock.now())
-                with self.db.write() as conn:
-                    works = self._load(conn, [instance_id], lock=self.db.is_postgres)
-                    work = works.get(instance_id)
-                    if work is None:
-                        raise NotFound(f"no instance `{instance_id}`")
-                    if work.status == "ended":
-                        raise MigrationRefused(f"instance `{instance_id}` has ended")
-                    if work.status == "active":
-                        self._tick(conn, unit, work)  # a fault here is recorded, not refused
-                    report = self._recalendar(unit, work, new_calendar, by)
-                    unit.flush(conn)
-                    self._record(conn, unit)
-                self._committed(unit)
-                return report
-            except (IntegrityError, StaleInstance):
-                if attempt == _RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+
+        def move(conn: Connection, unit: Unit, work: InstanceWork) -> dict[str, Any]:
+            if work.status == "active":
+                self._tick(conn, unit, work)  # a fault here is recorded, not refused
+            return self._recalendar(unit, work, new_calendar, by)
+
+        return self._move(instance_id, move)
 
     def _recalendar(self, unit: Unit, work: InstanceWork, new_calendar: Calendar,
                     by: str) -> dict[str, Any]:
@@ -1105,14 +1116,10 @@ class EngineService:
         body = {"input": "recalendar", "from": old_calendar.version, "to": new_calendar.version,
                 "by": by, "at": iso(at)}
         work.calendar = new_calendar
-        outcome = unit.record_logged(work, body, at, "recalendar", None,
-                                     StepResult(new_state, (), ()),
-                                     extra={"timers": timers, "by": by,
-                                            "from_calendar": old_calendar.version,
-                                            "to_calendar": new_calendar.version})
-        unit.migrations.append({"instance_id": work.id, "from_contract": work.contract_id,
-                                "to_contract": work.contract_id, "by": by, "at": at,
-                                "timers": canonical_json(timers), "active": True})
+        outcome = self._log_move(unit, work, body, at, new_state, timers,
+                                 {"from_calendar": old_calendar.version,
+                                  "to_calendar": new_calendar.version},
+                                 work.contract_id, work.contract_id)
         return {"instance": work.id, "from_calendar": old_calendar.version,
                 "to_calendar": new_calendar.version, "by": by, "at": iso(at),
                 "seq": outcome.seq, "state": outcome.state, "status": outcome.status,
