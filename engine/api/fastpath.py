@@ -164,9 +164,9 @@ class EventFastPath:
             return None
         runtime = self.runtime
         caller: Caller | None = runtime.authenticator.caller(auth[7:].decode("latin-1"))
-        if caller is None or not allowed("submit_event", caller.roles) \
+        if caller is None or caller.kind == "org" or not allowed("submit_event", caller.roles) \
                 or not caller.roles & COURT_STAFF:
-            return None
+            return None  # organisations (signatures, own cases) go to the route, always
         instance_id = unquote(instance_id)
         try:
             model = EventRequest if b"\\ud" in body or b"\\uD" in body else _UncheckedEvent
@@ -176,11 +176,13 @@ class EventFastPath:
         if request.signature is not None:
             return None
         key = request.idempotency_key
-        if key is None and b"idempotency-key" in headers:
+        if b"idempotency-key" in headers:
+            # the route checks the header whenever it is sent, even when the body has a key
             header = headers[b"idempotency-key"].decode("latin-1")
             if not _HEADER_KEY.match(header):
                 return None
-            key = header
+            if key is None:
+                key = header
         return caller, EventSubmission(instance_id, request.event, request.role,
                                        request.payload, key)
 

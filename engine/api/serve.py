@@ -85,11 +85,17 @@ def listen(host: str, port: int) -> socket.socket:
     Bound before anything is printed or opened, so that a taken port is reported as
     such (not after the addresses were announced, as one JSON log line from uvicorn).
     """
+    if not 0 <= port <= 65535:
+        raise EngineError(f"cannot listen on {host}:{port}: a port is 0 to 65535 "
+                          "(choose another with --port or `port` in the configuration)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # listening now, not when uvicorn starts: two sockets may both *bind* one address
+        # with SO_REUSEADDR, only one can listen; 2048 is uvicorn's own backlog
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         reason = "it is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
@@ -129,12 +135,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
         config = load_config(args.config, data_dir=args.data, database_url=args.db,
                              host=args.host, port=args.port)
         configure_logging(config.log_level)
+        sock = listen(config.host, config.port)
+    except EngineError as exc:
+        err.write(f"jrule serve: error: {exc.message}\n")
+        return 2
+    try:
         # unset: one process on SQLite (embedded) pins itself; production servers, often
         # several on a host, leave placement to the kernel unless told
-        sock = listen(config.host, config.port)
         cpu = pin_cpu(config.cpu or ("off" if config.production else "auto"))
         runtime = open_runtime(config)
     except EngineError as exc:
+        sock.close()
         err.write(f"jrule serve: error: {exc.message}\n")
         return 2
     bootstrap(runtime, out)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from api_support import ORIGIN, Server, prepare_store
 from runtime_support import APPROVALS, DATA, MINIMAL
 
@@ -327,3 +328,29 @@ def test_serve_on_a_taken_port_says_so_and_opens_nothing(tmp_path: Path) -> None
         "(choose another with --port or `port` in the configuration)\n")
     assert out.getvalue() == ""
     assert not (tmp_path / "data" / "jrule.sqlite3").exists()
+
+
+def test_serve_port_out_of_range_and_bound_not_listening(tmp_path: Path) -> None:
+    """A port outside 0-65535 is one line, not a traceback; and the port is listened on at
+    once, so a second server on a port another has only just taken is refused as well."""
+    import socket
+
+    from engine.api import serve
+
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    args = parser.parse_args(["--data", str(tmp_path / "data"), "--port", "70000"])
+    out, err = io.StringIO(), io.StringIO()
+    assert serve.run(args, out=out, err=err) == 2
+    assert err.getvalue().startswith("jrule serve: error: cannot listen on 127.0.0.1:70000: "
+                                      "a port is 0 to 65535")
+    first = serve.listen("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        with socket.socket() as probe:  # a listening socket refuses a second listener
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError):
+                probe.bind(("127.0.0.1", port))
+                probe.listen()
+    finally:
+        first.close()

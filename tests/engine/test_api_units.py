@@ -422,6 +422,49 @@ def test_fast_path_answers_and_fails_like_the_framework(tmp_path: Path) -> None:
         runtime.service.close()
 
 
+def test_fast_path_refuses_what_the_route_refuses(tmp_path: Path) -> None:
+    """Requests the route refuses are refused the same way when the fast path sees them
+    first: an organisation's unsigned event under ``require_org_signatures`` (even when it
+    holds a staff role), and a malformed Idempotency-Key header beside a body key."""
+    from fastapi.testclient import TestClient
+
+    from engine.api.app import create_app
+    from engine.api.runtime import open_runtime
+    from engine.runtime.service import NewInstance
+
+    config = load_config(env={}, data_dir=str(tmp_path), deploy_gate=False,
+                         require_org_signatures=True, virtual_clock="2025-09-01T02:00:00Z")
+    runtime = open_runtime(config, scheduler=False)
+    try:
+        runtime.admin.create_court("c1", "court", "t")
+        runtime.admin.add_principal("clerk", "user", "c1", ["clerk"], "t")
+        runtime.admin.add_principal("centre", "org", "c1", ["clerk"], "t")
+        staff, _ = runtime.admin.issue_key("clerk", "t")
+        org, _ = runtime.admin.issue_key("centre", "t")
+        deploy(runtime.service, MINIMAL)
+        runtime.service.create_instances([NewInstance("调解协议", "c0", minimal_terms(
+            "2025-12-31"), None, "c1")])
+        event = {"event": "付款", "role": "被申请人", "payload": {"数额": "1.00"}}
+        with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+            def both(key: str, **extra: Any) -> list[Any]:
+                fast = {"Authorization": f"Bearer {key}", **extra}
+                framework = {"X-API-Key": key, **extra}  # left to the framework
+                return [client.post("/instances/c0/events", headers=h,
+                                    json={**event, "idempotency_key": "k"})
+                        for h in (fast, framework)]
+
+            unsigned = both(org)
+            assert [r.status_code for r in unsigned] == [422, 422]
+            assert [r.json()["code"] for r in unsigned] == ["signature_required"] * 2
+            bad_header = both(staff, **{"Idempotency-Key": "bad key"})
+            assert [r.status_code for r in bad_header] == [422, 422]
+            assert bad_header[0].json() == bad_header[1].json()
+            assert runtime.service.state("c0")["seq"] == 1  # nothing was applied
+    finally:
+        runtime.writer.close()
+        runtime.service.close()
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(["event", "role", "payload", "idempotency_key",
                                         "signature", "other"]),
