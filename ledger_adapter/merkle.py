@@ -33,6 +33,7 @@ __all__ = [
     "is_valid_subtree",
     "leaf_hash",
     "node_hash",
+    "parent_hashes",
     "root",
     "split_stored_hash_index",
     "stored_hash_count",
@@ -63,6 +64,21 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(b"\x01" + left + right).digest()
 
 
+_DIGEST = _sha256().__class__.digest  # the hash object's digest(), unbound
+_NODE = b"\x01"
+
+
+def parent_hashes(level: Sequence[bytes]) -> list[bytes]:
+    """``node_hash`` of each pair of neighbours (0-1, 2-3, ...): the level above
+    ``level``; an odd last node is left out (its caller carries it up).
+
+    Through ``map`` (no Python frame per node): appending to a log hashes about
+    one node per leaf here.
+    """
+    return list(map(_DIGEST, map(_sha256, map(_NODE.__add__,
+                                               map(bytes.__add__, level[0::2], level[1::2])))))
+
+
 def root(hashes: Sequence[bytes]) -> bytes:
     """The Merkle Tree Hash of a list of *leaf hashes* (RFC 9162 §2.1.1).
 
@@ -73,10 +89,8 @@ def root(hashes: Sequence[bytes]) -> bytes:
     if not hashes:
         return EMPTY_ROOT
     level = list(hashes)
-    sha = _sha256
     while len(level) > 1:
-        nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest()
-               for i in range(0, len(level) - 1, 2)]
+        nxt = parent_hashes(level)
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from ledger_adapter.errors import StoreError
-from ledger_adapter.merkle import EMPTY_ROOT, HASH_SIZE, split_stored_hash_index
+from ledger_adapter.merkle import EMPTY_ROOT, HASH_SIZE, parent_hashes, split_stored_hash_index
 
 __all__ = [
     "EMPTY_EDGE",
@@ -55,8 +55,6 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # 256 hashes
 _FULL = TILE_WIDTH * HASH_SIZE  # 8,192 bytes
 _sha256 = hashlib.sha256
-_DIGEST = hashlib.sha256().__class__.digest  # the hash object's digest(), unbound
-_NODE_PREFIX = b"\x01"  # RFC 6962 interior node
 
 #: (level, index) of a tile, as in ``<prefix>/tile/<L>/<N>``.
 TileKey = tuple[int, int]
@@ -90,10 +88,8 @@ def tile_path(key: TileKey, width: int = TILE_WIDTH) -> str:
 def _perfect_root(data: bytes, start: int, end: int) -> bytes:
     """Merkle Tree Hash of hashes ``data[start:end]`` (a power-of-two count)."""
     level = [data[i * HASH_SIZE:(i + 1) * HASH_SIZE] for i in range(start, end)]
-    sha = _sha256
     while len(level) > 1:
-        level = [sha(b"\x01" + level[i] + level[i + 1]).digest()
-                 for i in range(0, len(level), 2)]
+        level = parent_hashes(level)
     return level[0]
 
 
@@ -352,7 +348,6 @@ def extend(edge: Edge, leaf_hashes: Sequence[bytes]) -> Extension:
     cur = list(leaf_hashes)
     if cur and set(map(len, cur)) != {HASH_SIZE}:  # map/set: no Python frame per hash
         raise StoreError("every leaf hash must be 32 bytes", code="bad_leaf")
-    sha = _sha256
     height = 0
     while cur:
         level, inner = divmod(height, TILE_HEIGHT)
@@ -374,10 +369,7 @@ def extend(edge: Edge, leaf_hashes: Sequence[bytes]) -> Extension:
         n = len(cur)
         if n & 1:
             frontier[height] = cur[-1]
-        # SHA-256(0x01 || left || right) of each pair, through map (no Python frame per
-        # node: this is about one hash per appended leaf); an odd last node waits on the edge
-        cur = list(map(_DIGEST, map(sha, map(_NODE_PREFIX.__add__,
-                                             map(bytes.__add__, cur[0::2], cur[1::2])))))
+        cur = parent_hashes(cur)  # an odd last node waits on the edge (frontier above)
         height += 1
     new = Edge(size + len(leaf_hashes), partial, frontier)
     return Extension(new.size, tiles, new, new.root())
